@@ -1,0 +1,46 @@
+"""mricourse: the package behind the course *Deep Learning in MRI -- beyond segmentation*.
+
+Everything is re-exported flat: ``import mricourse as mc; mc.fft2c, mc.fit, ...``. Where to find:
+
+- physics: ``fft`` (centred FFTs), ``masks`` (undersampling), ``physics`` (operators, coils,
+  noise, RSS), ``signal`` (tissue parameters, signal equations)
+- learning: ``layers`` (U-Net, PatchGAN, spatial transformer), ``models/`` (one file per paper),
+  ``train`` (``fit``), ``metrics``
+- course: ``profile``, ``results``, ``viz``, ``utils``
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
+from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
+from .masks import (
+    acceleration,
+    center_mask,
+    equispaced_mask,
+    kt_mask,
+    poisson_disc_mask,
+    random_mask,
+    variable_density_mask,
+)
+from .metrics import dice, evaluate, nmse, psnr, ssim
+from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
+from .profile import Profile, profile
+from .results import Stopwatch, load_results, results_dir, save_results
+from .signal import (
+    SEQUENCES,
+    TISSUES,
+    Tissue,
+    bssfp,
+    flair_ti,
+    inversion_recovery,
+    sequence_signal,
+    spin_echo,
+    spoiled_gre,
+    t1_with_contrast,
+    tissue,
+)
+from .train import TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
+from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
+from .viz import Table, compare_table, montage, plot_history, show, show_kspace

@@ -1,0 +1,189 @@
+"""Undersampling masks. All masks are centred (DC in the middle), float32, 1 = sampled.
+
+Cartesian masks act on the phase-encoding direction, the last image dim (W), and are returned
+with shape (1, 1, 1, W) so they broadcast against (B, coils, H, W) k-space; k-t masks are
+(1, T, 1, W) for dynamic data (B, T, H, W); Poisson-disc masks are 2D, (1, 1, H, W).
+
+The fastMRI masks reproduce ``fastmri.data.subsample.RandomMaskFunc`` and
+``EquispacedMaskFunc`` (0.3.0) draw for draw: same seed, same mask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "center_mask",
+    "random_mask",
+    "equispaced_mask",
+    "variable_density_mask",
+    "kt_mask",
+    "poisson_disc_mask",
+    "acceleration",
+]
+
+
+def _check(num_cols: int, accel: float, center_fraction: float | None = None) -> None:
+    if int(num_cols) != num_cols or num_cols < 2:
+        raise ValueError(f"expected an integer number of columns >= 2, got {num_cols!r}")
+    if not accel >= 1:
+        raise ValueError(f"expected an acceleration >= 1, got {accel!r}")
+    if center_fraction is not None and not 0 < center_fraction <= 1:
+        raise ValueError(f"expected a centre fraction in (0, 1], got {center_fraction!r}")
+
+
+def _as_mask(m: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32)).reshape(1, 1, 1, -1)
+
+
+def center_mask(num_cols: int, num_low_frequencies: int) -> np.ndarray:
+    """The fastMRI centre block: ``n`` columns starting at ``(W - n + 1) // 2``."""
+    m = np.zeros(num_cols, dtype=np.float32)
+    pad = (num_cols - num_low_frequencies + 1) // 2
+    m[pad : pad + num_low_frequencies] = 1
+    return m
+
+
+def random_mask(num_cols: int, accel: float, center_fraction: float, seed: int | None = None) -> torch.Tensor:
+    """fastMRI random mask: the centre block plus each other column with probability
+    ``p = (W / accel - n) / (W - n)``, where ``n = round(W * center_fraction)``.
+
+    Returns a (1, 1, 1, W) float32 mask.
+    """
+    _check(num_cols, accel, center_fraction)
+    rng = np.random.RandomState(seed)
+    rng.randint(1)  # fastMRI draws the (centre fraction, acceleration) pair first
+    n = round(num_cols * center_fraction)
+    prob = (num_cols / accel - n) / (num_cols - n)
+    accel_mask = rng.uniform(size=num_cols) < prob
+    return _as_mask(np.maximum(center_mask(num_cols, n), accel_mask))
+
+
+def equispaced_mask(
+    num_cols: int,
+    accel: int,
+    center_fraction: float,
+    seed: int | None = None,
+    offset: int | None = None,
+) -> torch.Tensor:
+    """fastMRI equispaced mask: the centre block plus every ``accel``-th column from a random
+    offset in ``[0, accel)``. Returns a (1, 1, 1, W) float32 mask."""
+    _check(num_cols, accel, center_fraction)
+    if int(accel) != accel:
+        raise ValueError(f"equispaced_mask: expected an integer acceleration, got {accel!r}")
+    rng = np.random.RandomState(seed)
+    rng.randint(1)
+    n = round(num_cols * center_fraction)
+    if offset is None:
+        offset = rng.randint(0, high=round(accel))
+    m = np.zeros(num_cols, dtype=np.float32)
+    m[offset :: int(accel)] = 1
+    return _as_mask(np.maximum(center_mask(num_cols, n), m))
+
+
+def variable_density_mask(
+    num_cols: int,
+    accel: float,
+    center_lines: int = 8,
+    sigma: float | None = None,
+    seed: int | np.random.Generator | None = None,
+) -> torch.Tensor:
+    """Gaussian variable-density Cartesian lines (Schlemper et al. 2017).
+
+    ``center_lines`` central columns are always sampled; the remaining ``round(W / accel) -
+    center_lines`` columns are drawn without replacement with probability proportional to a
+    Gaussian of width ``sigma`` (default ``W / 6``) plus a uniform floor. Returns (1, 1, 1, W).
+    """
+    _check(num_cols, accel)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n_total = max(round(num_cols / accel), 1)
+    center_lines = min(center_lines, n_total)
+    m = center_mask(num_cols, center_lines)
+    k = np.arange(num_cols) - num_cols // 2
+    sigma = num_cols / 6 if sigma is None else sigma
+    pdf = np.exp(-0.5 * (k / sigma) ** 2) + 1.0 / num_cols
+    pdf[m > 0] = 0
+    pdf /= pdf.sum()
+    extra = n_total - center_lines
+    if extra > 0:
+        m[rng.choice(num_cols, size=extra, replace=False, p=pdf)] = 1
+    return _as_mask(m)
+
+
+def kt_mask(
+    num_frames: int,
+    num_cols: int,
+    accel: float,
+    center_lines: int = 8,
+    sigma: float | None = None,
+    seed: int | None = None,
+) -> torch.Tensor:
+    """k-t undersampling: a new variable-density Cartesian mask per frame. Returns (1, T, 1, W)."""
+    if num_frames < 1:
+        raise ValueError(f"kt_mask: expected num_frames >= 1, got {num_frames}")
+    rng = np.random.default_rng(seed)
+    frames = [variable_density_mask(num_cols, accel, center_lines, sigma, rng) for _ in range(num_frames)]
+    return torch.cat(frames, dim=1)  # (1, T, 1, W)
+
+
+def poisson_disc_mask(
+    shape: tuple[int, int],
+    accel: float,
+    calib: int = 12,
+    seed: int | None = None,
+    max_iter: int = 30,
+) -> torch.Tensor:
+    """2D variable-density Poisson-disc mask (for 3D Cartesian or 2D non-Cartesian-like sampling).
+
+    Points are accepted by dart throwing in random order when no accepted point lies within
+    ``r(k) = r0 * (1 + 2 |k|)`` (|k| normalised to [0, 1] at the edge), so samples are dense at the
+    centre and sparse at the edge but never clump; ``r0`` is found by bisection so that the
+    acceleration matches. A ``calib x calib`` centre is always sampled. Returns (1, 1, H, W).
+    """
+    h, w = shape
+    if h < 4 or w < 4:
+        raise ValueError(f"poisson_disc_mask: expected a shape of at least 4x4, got {shape}")
+    _check(w, accel)
+    ky, kx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    kr = np.sqrt(kx**2 + ky**2) / math.sqrt(2)
+    order = np.random.default_rng(seed).permutation(h * w)
+    calib_box = (np.abs(np.arange(h) - h // 2)[:, None] < calib / 2) & (np.abs(np.arange(w) - w // 2)[None, :] < calib / 2)
+
+    def draw(r0: float) -> np.ndarray:
+        radius = r0 * (1 + 2 * kr)
+        m = calib_box.copy()
+        for idx in order:
+            y, x = divmod(int(idx), w)
+            if m[y, x]:
+                continue
+            r = radius[y, x]
+            ri = int(math.ceil(r))
+            y0, y1, x0, x1 = max(y - ri, 0), min(y + ri + 1, h), max(x - ri, 0), min(x + ri + 1, w)
+            yy, xx = np.nonzero(m[y0:y1, x0:x1])
+            if yy.size and ((yy + y0 - y) ** 2 + (xx + x0 - x) ** 2 < r * r).any():
+                continue
+            m[y, x] = True
+        return m
+
+    lo, hi = 0.1, math.sqrt(accel) * 2
+    best = draw(hi)
+    for _ in range(max_iter):
+        mid = 0.5 * (lo + hi)
+        m = draw(mid)
+        if abs(m.size / m.sum() - accel) < abs(best.size / best.sum() - accel):
+            best = m
+        if m.size / m.sum() > accel:
+            hi = mid
+        else:
+            lo = mid
+        if abs(best.size / best.sum() - accel) / accel < 0.02:
+            break
+    return torch.from_numpy(best.astype(np.float32)).reshape(1, 1, h, w)
+
+
+def acceleration(mask: torch.Tensor) -> float:
+    """Acceleration factor of a mask: number of entries over number sampled."""
+    return float(mask.numel() / mask.sum())

@@ -1,0 +1,92 @@
+"""Image-quality and overlap metrics with the fastMRI definitions.
+
+NMSE ``||gt - pred||^2 / ||gt||^2``; PSNR with ``data_range = gt.max()``; SSIM as the mean over
+slices of a 7x7 uniform-window SSIM (k1 0.01, k2 0.03, sample covariance), identical to
+``skimage.metrics.structural_similarity`` and to fastMRI's evaluation. All functions take torch
+tensors or numpy arrays; ``ssim`` is differentiable (use ``1 - ssim`` as a loss).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["nmse", "psnr", "ssim", "dice", "evaluate"]
+
+
+def _t(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+
+
+def _pair(gt, pred, name: str):
+    gt, pred = _t(gt), _t(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f"{name}: expected gt and pred of the same shape, got {tuple(gt.shape)} and {tuple(pred.shape)}")
+    if gt.is_complex() or pred.is_complex():
+        raise TypeError(f"{name}: expected real (magnitude) images, got {gt.dtype} and {pred.dtype}")
+    return gt.double(), pred.double()
+
+
+def nmse(gt, pred) -> float:
+    """Normalised mean squared error ``||gt - pred||^2 / ||gt||^2``."""
+    gt, pred = _pair(gt, pred, "nmse")
+    return float(((gt - pred) ** 2).sum() / (gt**2).sum())
+
+
+def psnr(gt, pred, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, ``data_range = gt.max()`` by default (fastMRI)."""
+    gt, pred = _pair(gt, pred, "psnr")
+    data_range = float(gt.max()) if data_range is None else data_range
+    mse = float(((gt - pred) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+
+
+def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03):
+    """Mean SSIM over the slices of (..., H, W) images; a 0-dim tensor (differentiable).
+
+    ``data_range`` defaults to ``gt.max()`` over the whole input (fastMRI: per volume).
+    """
+    gt, pred = _t(gt), _t(pred)
+    if gt.shape != pred.shape or gt.ndim < 2:
+        raise ValueError(
+            f"ssim: expected gt and pred of the same (..., H, W) shape, got {tuple(gt.shape)} and {tuple(pred.shape)}"
+        )
+    if min(gt.shape[-2:]) < win_size:
+        raise ValueError(f"ssim: images must be at least {win_size}x{win_size}, got {tuple(gt.shape[-2:])}")
+    data_range = gt.max() if data_range is None else data_range
+    x = gt.reshape(-1, 1, *gt.shape[-2:])
+    y = pred.reshape(-1, 1, *pred.shape[-2:]).to(x.dtype)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    w = torch.ones(1, 1, win_size, win_size, dtype=x.dtype, device=x.device) / win_size**2
+    n = win_size**2
+    cov_norm = n / (n - 1)
+    ux, uy = F.conv2d(x, w), F.conv2d(y, w)
+    uxx, uyy, uxy = F.conv2d(x * x, w), F.conv2d(y * y, w), F.conv2d(x * y, w)
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    return s.mean()
+
+
+def dice(pred, target, labels=None) -> dict[int, float] | float:
+    """Dice overlap ``2 |P & T| / (|P| + |T|)`` of label maps; empty vs empty counts as 1.
+
+    With ``labels`` (an iterable of label values) returns ``{label: dice}``; without, treats the
+    inputs as binary masks and returns one float.
+    """
+    pred, target = _t(pred), _t(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"dice: expected label maps of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+
+    def one(p, t):
+        denom = float(p.sum() + t.sum())
+        return 1.0 if denom == 0 else 2.0 * float((p & t).sum()) / denom
+
+    if labels is None:
+        return one(pred.bool(), target.bool())
+    return {int(lab): one(pred == lab, target == lab) for lab in labels}
+
+
+def evaluate(gt, pred) -> dict[str, float]:
+    """NMSE, PSNR and SSIM of one volume (slices, H, W) with fastMRI's definitions."""
+    return {"nmse": nmse(gt, pred), "psnr": psnr(gt, pred), "ssim": float(ssim(gt, pred))}

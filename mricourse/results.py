@@ -1,0 +1,130 @@
+"""Per-chapter results files, the source of the book's results page.
+
+``save_results("03_fastmri_varnet", metrics=..., timings=...)`` writes
+``$MRICOURSE_RESULTS/03_fastmri_varnet.json`` (default ``_build/results/``) with the profile, the
+device, the machine, the library versions, the wall time of data, training and evaluation, and
+every metric of the model and its baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .profile import profile as _profile
+from .utils import atomic_write
+
+__all__ = ["results_dir", "save_results", "load_results", "Stopwatch", "environment"]
+
+
+def results_dir() -> Path:
+    """``$MRICOURSE_RESULTS`` or ``_build/results`` in the current directory's repository root."""
+    env = os.environ.get("MRICOURSE_RESULTS")
+    if env:
+        return Path(env)
+    here = Path.cwd()
+    for p in [here, *here.parents]:
+        if (p / "_toc.yml").exists():
+            return p / "_build" / "results"
+    return here / "_build" / "results"
+
+
+class Stopwatch:
+    """Named wall-clock timers: ``with sw("training"): ...``; ``sw.times`` in seconds."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+def environment() -> dict:
+    """Machine, device and library versions, for a results file."""
+    import mricourse
+
+    return {
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "mricourse": mricourse.__version__,
+    }
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (torch.Tensor, np.ndarray, np.generic)):
+        return _plain(np.asarray(x).tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return str(x)
+    return x
+
+
+def save_results(
+    chapter: str,
+    metrics: dict,
+    timings: dict | None = None,
+    headline: dict | None = None,
+    notes: str = "",
+    **extra,
+) -> Path:
+    """Write the chapter's results file atomically and return its path.
+
+    Args:
+        chapter: the notebook's name, e.g. ``"03_fastmri_varnet"``.
+        metrics: ``{method or setting: {metric: value}}`` on the held-out set, model and baselines.
+        timings: wall-clock seconds, e.g. ``{"data": ..., "training": ..., "evaluation": ...}``.
+        headline: ``{"metric": "ssim", "setting": "4x", "model": "VarNet", "baseline": "CG-SENSE",
+            "higher_is_better": True}``: what the results page's summary shows.
+    """
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError("save_results: expected metrics as a non-empty {method: {metric: value}} dict")
+    record = {
+        "chapter": chapter,
+        "profile": _profile().name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "timings": _plain(timings or {}),
+        "metrics": _plain(metrics),
+        "headline": _plain(headline or {}),
+        "notes": notes,
+        **_plain(extra),
+    }
+    path = results_dir() / f"{chapter}.json"
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def load_results(folder=None) -> dict[str, dict]:
+    """All results files in ``folder`` (default :func:`results_dir`), keyed by chapter."""
+    folder = Path(folder) if folder else results_dir()
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: not a valid results file ({e}); rerun its notebook") from e
+    return out

@@ -1,0 +1,152 @@
+"""One small training loop for every model of the course.
+
+``fit(step, loader, cfg, state=...)`` calls ``step(batch) -> {loss name: value}`` until
+``cfg.steps`` steps or ``cfg.time_budget`` seconds have passed, cycling over ``loader``; it shows
+a ``tqdm`` progress bar, returns the history, and saves/resumes checkpoints (``state`` are the
+modules and optimisers to save; checkpoints hold their state dicts plus ``asdict(model config)``,
+are written atomically and loaded with ``weights_only=True``). GAN-style updates are written out
+in their model files and passed in as ``step``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .utils import atomic_write, seed_everything, to_device
+
+__all__ = ["TrainConfig", "fit", "supervised_step", "save_checkpoint", "load_checkpoint"]
+
+
+@dataclass
+class TrainConfig:
+    """Training-loop settings (the optimiser and its learning rate belong to the ``step``).
+
+    Attributes:
+        steps: number of optimisation steps.
+        time_budget: stop after this many seconds of training (None: no limit).
+        log_every: record the running mean of each loss every this many steps.
+        checkpoint: file to save to every ``checkpoint_every`` steps and at the end, and to
+            resume from when it exists and ``resume`` is true.
+        seed: seeds Python, NumPy and torch before the first step (not on resume).
+        progress: show a progress bar.
+    """
+
+    steps: int = 1000
+    time_budget: float | None = None
+    log_every: int = 10
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = True
+    seed: int = 0
+    progress: bool = True
+
+
+def save_checkpoint(path, state: dict, step: int = 0, history: dict | None = None, config=None) -> None:
+    """Save state dicts of ``state`` (modules/optimisers) with the step, history and config."""
+    payload = {
+        "step": step,
+        "history": history or {},
+        "config": asdict(config) if is_dataclass(config) else (config or {}),
+        "state": {name: obj.state_dict() for name, obj in state.items()},
+    }
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict:
+    """Load a checkpoint (``weights_only=True``) into the objects of ``state``; return it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    for name, obj in (state or {}).items():
+        if name not in payload["state"]:
+            raise KeyError(f"checkpoint {path} has no state {name!r}; it has {sorted(payload['state'])}")
+        obj.load_state_dict(payload["state"][name])
+    return payload
+
+
+def fit(
+    step: Callable[[object], dict],
+    loader: Iterable,
+    cfg: TrainConfig | None = None,
+    state: dict | None = None,
+    config=None,
+) -> dict[str, list[float]]:
+    """Run ``step`` on batches from ``loader`` and return ``{"step": [...], loss: [...], "time": [...]}``.
+
+    Args:
+        step: does one update on a batch and returns ``{name: float}`` losses.
+        loader: an iterable of batches (re-iterated when exhausted, e.g. a DataLoader).
+        cfg: the :class:`TrainConfig`.
+        state: modules and optimisers to checkpoint, e.g. ``{"model": net, "opt": opt}``.
+        config: the model's config dataclass, stored in the checkpoint.
+    """
+    cfg = cfg or TrainConfig()
+    state = state or {}
+    history: dict[str, list[float]] = {"step": [], "time": []}
+    start = 0
+    if cfg.checkpoint and cfg.resume and Path(cfg.checkpoint).exists():
+        payload = load_checkpoint(cfg.checkpoint, state)
+        start, history = payload["step"], payload["history"] or history
+    else:
+        seed_everything(cfg.seed)
+    running: dict[str, list[float]] = {}
+    t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
+    it = iter(loader)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress, desc="training")
+    i = start
+    for i in bar:
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        losses = step(batch)
+        for k, v in losses.items():
+            running.setdefault(k, []).append(float(v))
+        done = i + 1
+        elapsed = time.perf_counter() - t0
+        out_of_time = cfg.time_budget is not None and elapsed >= cfg.time_budget
+        if done % cfg.log_every == 0 or done == cfg.steps or out_of_time:
+            history["step"].append(done)
+            history["time"].append(elapsed)
+            for k, vals in running.items():
+                history.setdefault(k, []).append(sum(vals) / len(vals))
+            bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")})
+            running = {}
+        if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            save_checkpoint(cfg.checkpoint, state, done, history, config)
+        if out_of_time:
+            break
+    bar.close()
+    if cfg.checkpoint and history["step"]:
+        save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config)
+    return history
+
+
+def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable) -> Callable:
+    """A ``step`` for supervised learning on ``(inputs, target)`` batches.
+
+    ``inputs`` may be a tuple (passed as ``model(*inputs)``); batches are moved to the model's
+    device. Returns ``{"loss": value}``.
+    """
+
+    def step(batch):
+        device = next(model.parameters()).device
+        inputs, target = to_device(batch, device)
+        model.train()
+        pred = model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+        loss = loss_fn(pred, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    return step

@@ -1,0 +1,90 @@
+"""Small helpers shared by every chapter: device choice, seeding, showing packaged source,
+atomic file writes."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device"]
+
+
+def on_colab() -> bool:
+    """True when running inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def get_device(verbose: bool = True) -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU.
+
+    On Colab without a GPU it says how to get one (Runtime > Change runtime type > T4 GPU).
+    """
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        msg = f"device: {device}"
+        if device.type == "cpu" and on_colab():
+            msg += " -- for a GPU choose Runtime > Change runtime type > T4 GPU, then rerun"
+        print(msg)
+    return device
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_device(batch, device):
+    """Move a tensor, or a (nested) tuple/list/dict of tensors, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def show_source(obj) -> None:
+    """Show the source code of a packaged function or class (highlighted in a notebook)."""
+    src = inspect.getsource(obj)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+
+        if get_ipython() is not None:
+            display(Code(src, language="python"))
+            return
+    except ImportError:
+        pass
+    print(src)
+
+
+@contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Write to a temporary file beside ``path`` and rename it into place on success, so an
+    interrupted write never leaves a half-written file. Yields the temporary file's path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

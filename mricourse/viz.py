@@ -1,0 +1,127 @@
+"""Figures and tables for the notebooks: image grids, k-space, loss curves, comparison tables."""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["show", "show_kspace", "montage", "plot_history", "Table", "compare_table"]
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.abs() if x.is_complex() else x
+        x = x.numpy()
+    x = np.asarray(x)
+    return np.abs(x) if np.iscomplexobj(x) else x
+
+
+def show(
+    images,
+    titles=None,
+    ncols: int | None = None,
+    cmap: str = "gray",
+    vmin=None,
+    vmax=None,
+    size: float = 2.6,
+    colorbar: bool = False,
+    suptitle: str | None = None,
+):
+    """Show 2D images (tensors/arrays; complex shown as magnitude; leading singleton dims dropped)
+    in a grid. Returns the figure."""
+    if isinstance(images, (torch.Tensor, np.ndarray)) and _np(images).squeeze().ndim == 2:
+        images = [images]
+    images = [_np(im).squeeze() for im in images]
+    for im in images:
+        if im.ndim != 2:
+            raise ValueError(f"show: expected 2D images, got shape {im.shape}")
+    n = len(images)
+    ncols = ncols or min(n, 6)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, im in enumerate(images):
+        ax = axes.flat[i]
+        h = ax.imshow(im, cmap=cmap, vmin=vmin, vmax=vmax)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        if colorbar:
+            fig.colorbar(h, ax=ax, fraction=0.046, pad=0.04)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_kspace(kspace, title: str = "log |k|", ax=None, eps: float = 1e-9):
+    """Show the log magnitude of centred k-space (..., H, W); coils/batch dims must be 1."""
+    k = _np(kspace).squeeze()
+    if k.ndim != 2:
+        raise ValueError(f"show_kspace: expected one 2D k-space, got shape {k.shape}")
+    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    ax.imshow(np.log(k + eps * k.max()), cmap="gray")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
+
+
+def montage(volume, num: int = 8, axis: int = 0) -> np.ndarray:
+    """Tile ``num`` evenly spaced slices of a 3D volume along ``axis`` into one 2D image."""
+    v = _np(volume).squeeze()
+    if v.ndim != 3:
+        raise ValueError(f"montage: expected a 3D volume, got shape {v.shape}")
+    idx = np.linspace(0, v.shape[axis] - 1, num + 2)[1:-1].round().astype(int)
+    return np.concatenate([np.take(v, i, axis=axis) for i in idx], axis=1)
+
+
+def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: str = "training"):
+    """Plot loss curves from :func:`mricourse.fit`'s history against the step."""
+    keys = keys or [k for k in history if k not in ("step", "time")]
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    for k in keys:
+        ax.plot(history["step"], history[k], label=k)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+class Table:
+    """A small table that renders as HTML in notebooks and the book, and as text elsewhere."""
+
+    def __init__(self, rows: list[list], header: list[str], caption: str = ""):
+        self.rows, self.header, self.caption = rows, header, caption
+
+    @staticmethod
+    def _fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+        return str(v)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(map(str, self.header)) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(self._fmt(v) for v in r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (self.caption + "\n" if self.caption else "") + self.to_markdown()
+
+
+def compare_table(results: dict[str, dict[str, float]], caption: str = "", metrics=None) -> Table:
+    """``{method: {metric: value}}`` -> a :class:`Table` with one row per method."""
+    metrics = metrics or list(dict.fromkeys(m for r in results.values() for m in r))
+    rows = [[method] + [r.get(m, "") for m in metrics] for method, r in results.items()]
+    return Table(rows, ["method", *metrics], caption)
