@@ -4,8 +4,8 @@ Cartesian masks act on the phase-encoding direction, the last image dim (W), and
 with shape (1, 1, 1, W) so they broadcast against (B, coils, H, W) k-space; k-t masks are
 (1, T, 1, W) for dynamic data (B, T, H, W); Poisson-disc masks are 2D, (1, 1, H, W).
 
-The fastMRI masks reproduce ``fastmri.data.subsample.RandomMaskFunc`` and
-``EquispacedMaskFunc`` (0.3.0) draw for draw: same seed, same mask.
+The fastMRI masks reproduce ``fastmri.data.subsample.RandomMaskFunc``, ``EquispacedMaskFunc``
+and ``EquispacedMaskFractionFunc`` (0.3.0) draw for draw: same seed, same mask.
 """
 
 from __future__ import annotations
@@ -64,23 +64,33 @@ def random_mask(num_cols: int, accel: float, center_fraction: float, seed: int |
 
 def equispaced_mask(
     num_cols: int,
-    accel: int,
+    accel: float,
     center_fraction: float,
     seed: int | None = None,
     offset: int | None = None,
+    exact: bool = False,
 ) -> torch.Tensor:
     """fastMRI equispaced mask: the centre block plus every ``accel``-th column from a random
-    offset in ``[0, accel)``. Returns a (1, 1, 1, W) float32 mask."""
+    offset in ``[0, accel)`` (``EquispacedMaskFunc``). Because the centre block comes on top, the
+    overall acceleration is lower than ``accel``; ``exact=True`` spaces the other columns by
+    ``accel (n - W) / (n accel - W)`` so the total matches ``accel``
+    (``EquispacedMaskFractionFunc``). Returns a (1, 1, 1, W) float32 mask."""
     _check(num_cols, accel, center_fraction)
-    if int(accel) != accel:
-        raise ValueError(f"equispaced_mask: expected an integer acceleration, got {accel!r}")
     rng = np.random.RandomState(seed)
     rng.randint(1)
     n = round(num_cols * center_fraction)
-    if offset is None:
-        offset = rng.randint(0, high=round(accel))
     m = np.zeros(num_cols, dtype=np.float32)
-    m[offset :: int(accel)] = 1
+    if exact:
+        spacing = accel * (n - num_cols) / (n * accel - num_cols)
+        if offset is None:
+            offset = rng.randint(0, high=round(spacing))
+        m[np.around(np.arange(offset, num_cols - 1, spacing)).astype(np.uint)] = 1
+    else:
+        if int(accel) != accel:
+            raise ValueError(f"equispaced_mask: expected an integer acceleration (or exact=True), got {accel!r}")
+        if offset is None:
+            offset = rng.randint(0, high=round(accel))
+        m[offset :: int(accel)] = 1
     return _as_mask(np.maximum(center_mask(num_cols, n), m))
 
 

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+import mricourse as mc
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (3, 40, 33), (2, 17, 64)])
+def test_ssim_and_psnr_match_skimage(shape):
+    rng = np.random.default_rng(0)
+    gt = rng.random(shape)
+    pred = gt + 0.1 * rng.standard_normal(shape)
+    rng_max = gt.max()
+    gt3 = gt.reshape(-1, *shape[-2:])
+    pred3 = pred.reshape(-1, *shape[-2:])
+    ref = np.mean([structural_similarity(g, p, data_range=rng_max) for g, p in zip(gt3, pred3)])
+    assert abs(float(mc.ssim(gt, pred)) - ref) < 1e-4
+    assert abs(mc.psnr(gt, pred) - peak_signal_noise_ratio(gt, pred, data_range=rng_max)) < 1e-4
+
+
+def test_nmse_and_identity():
+    x = torch.rand(2, 16, 16)
+    assert mc.nmse(x, x) == 0
+    assert mc.nmse(x, torch.zeros_like(x)) == pytest.approx(1.0)
+    assert float(mc.ssim(x, x)) == pytest.approx(1.0)
+    assert mc.psnr(x, x) == float("inf")
+
+
+def test_ssim_is_differentiable():
+    gt = torch.rand(1, 1, 16, 16)
+    pred = torch.rand(1, 1, 16, 16, requires_grad=True)
+    (1 - mc.ssim(gt, pred, data_range=1.0)).backward()
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+
+
+def test_dice():
+    a = torch.zeros(10, 10, dtype=torch.long)
+    b = torch.zeros(10, 10, dtype=torch.long)
+    a[2:6, 2:6] = 1
+    b[4:8, 2:6] = 1
+    assert mc.dice(a, b) == pytest.approx(2 * 8 / 32)
+    assert mc.dice(a, b, labels=[1, 2]) == {1: pytest.approx(0.5), 2: 1.0}  # empty vs empty = 1
+
+
+def test_metric_errors():
+    with pytest.raises(ValueError, match="same shape"):
+        mc.psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+    with pytest.raises(TypeError, match="magnitude"):
+        mc.nmse(torch.zeros(4, 4, dtype=torch.complex64), torch.zeros(4, 4, dtype=torch.complex64))
