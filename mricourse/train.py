@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .utils import atomic_write, seed_everything, to_device
 
 __all__ = ["TrainConfig", "fit", "supervised_step", "save_checkpoint", "load_checkpoint"]
@@ -48,7 +49,13 @@ class TrainConfig:
 
 
 def save_checkpoint(path, state: dict, step: int = 0, history: dict | None = None, config=None) -> None:
-    """Save state dicts of ``state`` (modules/optimisers) with the step, history and config."""
+    """Save state dicts of ``state`` (modules/optimisers) with the step, history and config.
+
+    In a distributed run only rank 0 writes (DDP wrappers are unwrapped), then all ranks wait."""
+    if not distributed.is_main():
+        distributed.barrier()
+        return
+    state = {name: distributed.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj for name, obj in state.items()}
     payload = {
         "step": step,
         "history": history or {},
@@ -57,6 +64,7 @@ def save_checkpoint(path, state: dict, step: int = 0, history: dict | None = Non
     }
     with atomic_write(path) as tmp:
         torch.save(payload, tmp)
+    distributed.barrier()
 
 
 def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict:
@@ -66,6 +74,7 @@ def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict
         raise FileNotFoundError(f"no checkpoint at {path}")
     payload = torch.load(path, map_location=map_location, weights_only=True)
     for name, obj in (state or {}).items():
+        obj = distributed.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
         if name not in payload["state"]:
             raise KeyError(f"checkpoint {path} has no state {name!r}; it has {sorted(payload['state'])}")
         obj.load_state_dict(payload["state"][name])
@@ -99,26 +108,29 @@ def fit(
         seed_everything(cfg.seed)
     running: dict[str, list[float]] = {}
     t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
-    it = iter(loader)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress, desc="training")
-    i = start
+    epoch_len = len(loader) if hasattr(loader, "__len__") else None
+    epoch = start // epoch_len if epoch_len else 0
+    it = _epoch_iter(loader, epoch, skip=start % epoch_len if epoch_len else 0)
+    show = cfg.progress and distributed.is_main()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not show, desc="training")
     for i in bar:
         try:
             batch = next(it)
         except StopIteration:
-            it = iter(loader)
+            epoch += 1
+            it = _epoch_iter(loader, epoch)
             batch = next(it)
         losses = step(batch)
         for k, v in losses.items():
             running.setdefault(k, []).append(float(v))
         done = i + 1
         elapsed = time.perf_counter() - t0
-        out_of_time = cfg.time_budget is not None and elapsed >= cfg.time_budget
+        out_of_time = cfg.time_budget is not None and distributed.all_reduce_mean(float(elapsed >= cfg.time_budget)) > 0
         if done % cfg.log_every == 0 or done == cfg.steps or out_of_time:
             history["step"].append(done)
             history["time"].append(elapsed)
             for k, vals in running.items():
-                history.setdefault(k, []).append(sum(vals) / len(vals))
+                history.setdefault(k, []).append(distributed.all_reduce_mean(sum(vals) / len(vals)))
             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")})
             running = {}
         if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
@@ -129,6 +141,18 @@ def fit(
     if cfg.checkpoint and history["step"]:
         save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config)
     return history
+
+
+def _epoch_iter(loader, epoch: int, skip: int = 0):
+    """Iterate over one epoch of ``loader`` (reseeding a distributed sampler), skipping ``skip``
+    batches so a resumed run continues where it stopped."""
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    it = iter(loader)
+    for _ in range(skip):
+        next(it, None)
+    return it
 
 
 def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable) -> Callable:
@@ -150,3 +174,11 @@ def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         return {"loss": loss.item()}
 
     return step
+
+
+if __name__ == "__main__":  # python -m mricourse.train <task> ...: the same as `mricourse train`
+    import sys
+
+    from .cli import main
+
+    main(["train", *sys.argv[1:]])
