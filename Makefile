@@ -22,7 +22,7 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check --output-format concise mricourse tests data_scripts
+	$(BIN)/ruff check --output-format concise .
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
