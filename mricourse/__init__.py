@@ -4,6 +4,7 @@ Everything is re-exported flat: ``import mricourse as mc; mc.fft2c, mc.fit, ...`
 
 - physics: ``fft`` (centred FFTs), ``masks`` (undersampling), ``physics`` (operators, coils,
   noise, RSS), ``signal`` (tissue parameters, signal equations)
+- classical reconstruction: ``baselines`` (ESPIRiT maps, CG-SENSE, compressed sensing via sigpy)
 - learning: ``layers`` (U-Net, PatchGAN, spatial transformer), ``models/`` (one file per paper),
   ``train`` (``fit``), ``metrics``
 - course: ``profile``, ``results``, ``viz``, ``utils``
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
 from .masks import (
