@@ -18,6 +18,7 @@ from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps
 from .data import CONTRASTS, Atlas, Subject, brain_slices, load_atlas, make_subject
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
+from .losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
 from .masks import (
     acceleration,
     center_mask,
@@ -27,9 +28,11 @@ from .masks import (
     random_mask,
     variable_density_mask,
 )
-from .metrics import dice, evaluate, nmse, psnr, ssim
+from .metrics import dice, displacement_error, evaluate, folding, jacobian_determinant, nmse, psnr, ssim
+from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
 from .profile import Profile, profile
+from .registration import IterativeConfig, IterativeResult, elastix_available, iterative_register
 from .results import Stopwatch, load_results, results_dir, save_results
 from .signal import (
     SEQUENCES,

@@ -4,6 +4,9 @@ NMSE ``||gt - pred||^2 / ||gt||^2``; PSNR with ``data_range = gt.max()``; SSIM a
 slices of a 7x7 uniform-window SSIM (k1 0.01, k2 0.03, sample covariance), identical to
 ``skimage.metrics.structural_similarity`` and to fastMRI's evaluation. All functions take torch
 tensors or numpy arrays; ``ssim`` is differentiable (use ``1 - ssim`` as a loss).
+
+Registration: ``jacobian_determinant`` of ``x -> x + u(x)``, ``folding`` (% of voxels with
+det J <= 0) and ``displacement_error`` (mean end-point error against a true displacement).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nmse", "psnr", "ssim", "dice", "evaluate"]
+__all__ = ["nmse", "psnr", "ssim", "dice", "evaluate", "jacobian_determinant", "folding", "displacement_error"]
 
 
 def _t(x) -> torch.Tensor:
@@ -90,3 +93,51 @@ def dice(pred, target, labels=None) -> dict[int, float] | float:
 def evaluate(gt, pred) -> dict[str, float]:
     """NMSE, PSNR and SSIM of one volume (slices, H, W) with fastMRI's definitions."""
     return {"nmse": nmse(gt, pred), "psnr": psnr(gt, pred), "ssim": float(ssim(gt, pred))}
+
+
+def _flow(flow, name: str) -> torch.Tensor:
+    """A displacement field (B, dims, *spatial) as float64."""
+    flow = _t(flow).double()
+    dims = flow.ndim - 2
+    if dims not in (2, 3) or flow.shape[1] != dims:
+        raise ValueError(f"{name}: expected a displacement field (B, dims, *spatial) with dims 2 or 3, got {tuple(flow.shape)}")
+    return flow
+
+
+def jacobian_determinant(flow) -> torch.Tensor:
+    """``det(I + grad u)`` at every voxel of a displacement ``u`` (B, dims, *spatial) in voxels.
+
+    Central differences inside, one-sided at the border (``numpy.gradient``). Returns
+    (B, *spatial) float64: 1 for a translation, < 1 where the map compresses, <= 0 where it folds.
+    """
+    flow = _flow(flow, "jacobian_determinant")
+    dims = flow.shape[1]
+    # grads[i][j] = d u_i / d x_j, each (B, *spatial)
+    grads = [torch.gradient(flow[:, i], dim=tuple(range(1, dims + 1))) for i in range(dims)]
+    jac = torch.stack([torch.stack(g, dim=-1) for g in grads], dim=-2)  # (B, *spatial, dims, dims)
+    jac = jac + torch.eye(dims, dtype=jac.dtype, device=jac.device)
+    return torch.linalg.det(jac)
+
+
+def folding(flow, mask=None) -> float:
+    """Percentage of voxels (inside ``mask`` if given, shape (B|1, *spatial)) where det J <= 0."""
+    det = jacobian_determinant(flow)
+    folded = det <= 0
+    if mask is None:
+        return 100.0 * float(folded.double().mean())
+    mask = _t(mask).bool().reshape(-1, *det.shape[1:]).expand_as(det)
+    return 100.0 * float(folded[mask].double().mean()) if mask.any() else 0.0
+
+
+def displacement_error(flow, true_flow, mask=None) -> float:
+    """Mean end-point error ``mean_x |u(x) - u_true(x)|`` in voxels (inside ``mask`` if given)."""
+    flow, true_flow = _flow(flow, "displacement_error"), _flow(true_flow, "displacement_error")
+    if flow.shape != true_flow.shape:
+        raise ValueError(
+            f"displacement_error: expected fields of the same shape, got {tuple(flow.shape)} and {tuple(true_flow.shape)}"
+        )
+    err = (flow - true_flow).norm(dim=1)  # (B, *spatial)
+    if mask is None:
+        return float(err.mean())
+    mask = _t(mask).bool().reshape(-1, *err.shape[1:]).expand_as(err)
+    return float(err[mask].mean())

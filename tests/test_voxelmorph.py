@@ -1,0 +1,212 @@
+"""VoxelMorph: network shapes, losses, registration metrics, and a one-batch overfit."""
+
+import pytest
+import torch
+
+import mricourse as mc
+from mricourse.models.voxelmorph import VoxelMorphConfig
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: one thread is faster, and robust on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def blobs(shape, seed=0, n=6):
+    """A smooth image with a few Gaussian blobs, values in [0, 1]: (1, 1, *shape)."""
+    g = torch.Generator().manual_seed(seed)
+    grid = mc.identity_grid(shape)[0]  # (dims, *shape)
+    img = torch.zeros(shape)
+    for _ in range(n):
+        c = torch.rand(len(shape), generator=g) * torch.tensor(shape) * 0.6 + torch.tensor(shape) * 0.2
+        r = 2.0 + 3.0 * torch.rand(1, generator=g)
+        img += torch.exp(-((grid - c.view(-1, *[1] * len(shape))) ** 2).sum(0) / (2 * r**2))
+    return (img / img.max())[None, None]
+
+
+def smooth_field(shape, amplitude, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, len(shape), *[4] * len(shape), generator=g)
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
+    return amplitude * torch.nn.functional.interpolate(coarse, size=shape, mode=mode, align_corners=True)
+
+
+# ---------------------------------------------------------------- network
+@pytest.mark.parametrize(
+    "shape, diffeo", [((32, 32), False), ((29, 35), False), ((31, 33), True), ((16, 18, 20), False), ((15, 17, 19), True)]
+)
+def test_shapes_2d_3d_odd(shape, diffeo):
+    cfg = VoxelMorphConfig.smoke(dims=len(shape), diffeomorphic=diffeo)
+    net = mc.VoxelMorph(cfg, shape)
+    m, f = torch.rand(2, 1, *shape), torch.rand(2, 1, *shape)
+    out = net(m, f)
+    assert out.warped.shape == m.shape
+    assert out.flow.shape == (2, len(shape), *shape)
+    expected_field = tuple(round(s / 2) for s in shape) if diffeo else shape
+    assert out.field.shape == (2, len(shape), *expected_field)
+    assert out.flow.abs().max() < 1e-2  # initialised near the identity
+
+
+def test_paper_preset_sizes():
+    cfg = VoxelMorphConfig.paper(dims=3)
+    assert cfg.enc_chans == (16, 32, 32, 32) and cfg.dec_chans == (32, 32, 32, 32, 32, 16, 16)
+    assert cfg.similarity == "ncc" and cfg.lam == 1.0 and cfg.ncc_win == 9
+    assert VoxelMorphConfig.paper(similarity="mse").lam == 0.01
+    n2 = sum(p.numel() for p in mc.VoxelMorph(VoxelMorphConfig.paper(dims=2), (32, 32)).parameters())
+    n3 = sum(p.numel() for p in mc.VoxelMorph(VoxelMorphConfig.paper(dims=3), (16, 16, 16)).parameters())
+    assert 90_000 < n2 < 110_000 and 280_000 < n3 < 320_000
+    for name in ("smoke", "cpu", "gpu"):
+        assert VoxelMorphConfig.for_profile(name).dims == 2
+
+
+def test_config_and_input_errors():
+    with pytest.raises(ValueError, match="similarity"):
+        VoxelMorphConfig(similarity="mi")
+    with pytest.raises(ValueError, match="dims"):
+        VoxelMorphConfig(dims=4)
+    net = mc.VoxelMorph(VoxelMorphConfig.smoke(), (16, 16))
+    with pytest.raises(ValueError, match=r"\(B, 1, 16, 16\)"):
+        net(torch.rand(1, 1, 16, 17), torch.rand(1, 1, 16, 17))
+    with pytest.raises(ValueError, match="2D size"):
+        mc.VoxelMorph(VoxelMorphConfig.smoke(), (16, 16, 16))
+
+
+def test_diffeomorphic_variant_does_not_fold():
+    """Even with a large, random velocity the integrated field has no folds."""
+    torch.manual_seed(0)
+    cfg = VoxelMorphConfig.smoke(diffeomorphic=True)
+    net = mc.VoxelMorph(cfg, (40, 40))
+    with torch.no_grad():
+        net.flow.weight.normal_(std=20.0)  # a rough, large velocity
+    out = net(blobs((40, 40)), blobs((40, 40), seed=1))
+    assert out.flow.abs().max() > 5.0
+    assert mc.folding(out.field) > 1.0  # used directly as a displacement, the velocity would fold
+    assert mc.folding(out.flow) == 0.0
+
+
+def test_warp_labels_keeps_labels():
+    net = mc.VoxelMorph(VoxelMorphConfig.smoke(), (24, 24))
+    labels = torch.randint(0, 4, (1, 1, 24, 24))
+    out = net.warp_labels(labels, smooth_field((24, 24), 2.0))
+    assert out.dtype == labels.dtype and set(out.unique().tolist()) <= {0, 1, 2, 3}
+
+
+# ---------------------------------------------------------------- losses
+def test_ncc_of_an_image_with_itself_is_the_minimum():
+    x = blobs((32, 32)) + 0.05 * torch.rand(1, 1, 32, 32)
+    self_loss = mc.ncc_loss(x, x)
+    assert self_loss < -0.95  # -1 up to the eps that guards flat windows
+    assert abs(mc.ncc_loss(x, x + 0.3) - self_loss) < 1e-4  # blind to an intensity offset
+    assert mc.ncc_loss(x, 2.5 * x) < -0.95  # and (up to eps) to a scaling
+    for other in (blobs((32, 32), seed=3), mc.warp(x, smooth_field((32, 32), 2.0)), torch.rand(1, 1, 32, 32)):
+        assert mc.ncc_loss(x, other) > self_loss + 0.05
+    x3 = blobs((12, 14, 16))
+    assert mc.ncc_loss(x3, x3) < -0.99 and mc.ncc_loss(x3, x3, win=5) < -0.99
+
+
+def test_gradient_loss_zero_for_translation_positive_otherwise():
+    shift = torch.ones(1, 2, 16, 16) * 3.0
+    assert mc.gradient_loss(shift) == 0
+    u = smooth_field((16, 16), 1.0)
+    assert mc.gradient_loss(u) > 0 and mc.gradient_loss(u, "l1") > 0
+    assert torch.isclose(mc.gradient_loss(2 * u), 4 * mc.gradient_loss(u))  # quadratic
+    with pytest.raises(ValueError):
+        mc.gradient_loss(torch.zeros(1, 3, 8, 8))
+
+
+def test_dice_loss_and_mse():
+    labels = torch.randint(0, 4, (2, 1, 16, 16))
+    oh = mc.one_hot(labels, 4)
+    assert oh.shape == (2, 4, 16, 16) and torch.equal(oh.sum(1), torch.ones(2, 16, 16))
+    assert float(mc.dice_loss(oh, oh)) == pytest.approx(0.0, abs=1e-6)
+    other = mc.one_hot((labels + 1) % 4, 4)
+    assert float(mc.dice_loss(oh, other)) == pytest.approx(1.0, abs=1e-4)
+    x = torch.rand(1, 1, 8, 8)
+    assert mc.mse(x, x) == 0 and mc.mse(x, x + 0.5) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="integer labels"):
+        mc.one_hot(oh, 4)
+
+
+# ---------------------------------------------------------------- metrics
+def test_jacobian_of_constructed_fields():
+    shape = (12, 14)
+    assert torch.allclose(mc.jacobian_determinant(torch.zeros(1, 2, *shape)), torch.ones(1, *shape, dtype=torch.float64))
+    # linear field u(x) = A x: det J = det(I + A) everywhere
+    A = torch.tensor([[0.2, -0.1], [0.3, -0.4]])
+    grid = mc.identity_grid(shape)  # (1, 2, *shape)
+    u = torch.einsum("ij,bj...->bi...", A, grid)
+    det = mc.jacobian_determinant(u)
+    assert torch.allclose(det, torch.linalg.det(torch.eye(2) + A).double().expand_as(det), atol=1e-6)
+    # 3D: a uniform scaling by 1.1 has det 1.331
+    g3 = mc.identity_grid((6, 7, 8))
+    assert torch.allclose(mc.jacobian_determinant(0.1 * g3), torch.full((1, 6, 7, 8), 1.331, dtype=torch.float64))
+
+
+def test_folding_of_constructed_fields():
+    shape = (20, 20)
+    assert mc.folding(torch.zeros(1, 2, *shape)) == 0.0
+    # a reflection of the columns, u(x) = -2 x (col): det = -1 everywhere -> 100 % folded
+    grid = mc.identity_grid(shape)
+    flip = torch.zeros(1, 2, *shape)
+    flip[:, 1] = -2 * grid[:, 1]
+    assert mc.folding(flip) == 100.0
+    # fold only a 4 x 5 block: 20 / 400 voxels = 5 % (within a mask of half the image: 10 %)
+    part = torch.zeros(1, 2, *shape)
+    part[:, 0, 4:8, 4:9] = -2 * grid[:, 0, 4:8, 4:9]  # du0/dx0 = -2 inside the block
+    det = mc.jacobian_determinant(part)
+    assert (det <= 0).sum() >= 20
+    mask = torch.zeros(1, *shape, dtype=torch.bool)
+    mask[:, :10] = True
+    assert mc.folding(part, mask) == pytest.approx(2 * mc.folding(part))
+
+
+def test_displacement_error():
+    u = smooth_field((10, 10), 1.0)
+    assert mc.displacement_error(u, u) == 0.0
+    shifted = u.clone()
+    shifted[:, 0] += 3.0
+    shifted[:, 1] += 4.0
+    assert mc.displacement_error(shifted, u) == pytest.approx(5.0)
+    mask = torch.zeros(1, 10, 10, dtype=torch.bool)
+    mask[0, :5] = True
+    assert mc.displacement_error(shifted, u, mask) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="displacement field"):
+        mc.displacement_error(torch.zeros(2, 10, 10), torch.zeros(2, 10, 10))
+
+
+# ---------------------------------------------------------------- training
+@pytest.mark.parametrize("similarity, diffeo", [("mse", False), ("ncc", True)])
+def test_one_batch_overfit(similarity, diffeo):
+    """Training on one pair registers it: the similarity improves a lot and labels overlap better."""
+    torch.manual_seed(0)
+    shape = (32, 32)
+    fixed = blobs(shape, seed=0)
+    velocity = smooth_field(shape, 1.5, seed=2)
+    moving = mc.warp(fixed, mc.VecInt(shape)(velocity))  # moving(x) = fixed(x + exp(v)(x))
+    true_flow = mc.VecInt(shape)(-velocity)  # so moving(x + exp(-v)(x)) = fixed(x)
+    fixed_lab, moving_lab = (fixed > 0.3).long(), (moving > 0.3).long()
+    cfg = VoxelMorphConfig.smoke(similarity=similarity, diffeomorphic=diffeo, lam=0.01 if similarity == "mse" else 1.0)
+    cfg.dice_weight, cfg.num_labels, cfg.lr = 0.1, 2, 3e-3
+    net = mc.VoxelMorph(cfg, shape)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step = mc.voxelmorph_step(net, opt)
+    batch = {"moving": moving, "fixed": fixed, "moving_labels": moving_lab, "fixed_labels": fixed_lab}
+    first = step(batch)
+    for _ in range(150):
+        last = step(batch)
+    if similarity == "ncc":  # distance to the optimum, -1
+        assert 1 + last["sim"] < 0.7 * (1 + first["sim"])
+    else:
+        assert last["sim"] < 0.3 * first["sim"]
+    with torch.no_grad():
+        out = net(moving, fixed)
+    before = mc.dice(moving_lab, fixed_lab)
+    after = mc.dice(net.warp_labels(moving_lab, out.flow), fixed_lab)
+    assert after > before + 0.02
+    assert mc.folding(out.flow) < 1.0
+    inside = fixed[:, 0] > 0.1  # where the images carry information
+    assert mc.displacement_error(out.flow, true_flow, inside) < 0.7 * mc.displacement_error(0 * out.flow, true_flow, inside)
