@@ -1,6 +1,7 @@
 # mricourse -- every target installs what it needs into .venv from the exact lock first.
 #   make test   ruff, unit tests, notebooks (smoke profile) under nbval, the book with -W
 #   make book   the whole book, notebooks executed in the default profile -> _build/html
+#   make bench  every chapter in the cpu profile, fresh kernels -> results.md, results.json
 #   make lab    JupyterLab on the notebooks;   make clean   remove builds and the venv
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint unit nbval book-check book lab clean lock
+.PHONY: install test lint unit nbval book-check book bench lab clean lock
 
 install: $(STAMP)
 
@@ -41,6 +42,12 @@ test: lint unit nbval book-check
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build .
+	@# the results page is read before the chapters; rebuild it from the files they just wrote
+	touch book/results.ipynb
+	$(BIN)/jupyter-book build .
+
+bench: $(STAMP)
+	$(BIN)/python -m mricourse.bench --profile cpu
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

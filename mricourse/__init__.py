@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import report
 from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps
 from .data import CONTRASTS, Atlas, Subject, brain_slices, load_atlas, make_subject
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels

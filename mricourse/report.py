@@ -1,0 +1,124 @@
+"""The course's results page: every chapter's results file (written by ``mc.save_results`` in the
+chapter's last cell) gathered into one summary and one table per chapter.
+
+Used by ``make bench`` (``python -m mricourse.bench``), which writes ``results.md`` and
+``results.json``, and by the book's results page, which renders the same tables from the files
+the chapters produced. Nothing here is typed in: the only numbers not measured by the course are
+the papers' published figures in :data:`PAPER`, always labelled as such.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .results import load_results, results_dir
+from .viz import Table
+
+__all__ = ["PAPER", "summary_table", "chapter_table", "render_markdown", "results_page"]
+
+#: Published figures (on the papers' real data, at full scale), shown beside ours.
+PAPER: dict[str, str] = {
+    "03_fastmri_varnet": "E2E VarNet, fastMRI knee multi-coil: SSIM about 0.930 (4x), 0.890 (8x)",
+    "06_vox2vox_segmentation": "Vox2Vox, BraTS 2020 test, 10-model ensemble: Dice WT 87.2, TC 81.1, ET 78.7 %",
+    "08_registration": "VoxelMorph, 3731 T1 scans: Dice 0.75 vs ANTs SyN 0.749, NiftyReg 0.755, affine 0.584",
+}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + " / "))
+        else:
+            out[key] = v
+    return out
+
+
+def _lookup(metrics: dict, method: str, metric: str, setting: str | None):
+    flat = _flat(metrics)
+    candidates = [f"{method} / {metric}"]
+    if setting:
+        candidates = [
+            f"{setting} / {method} / {metric}",
+            f"{method} / {setting} / {metric}",
+            f"{method} {setting} / {metric}",
+            *candidates,
+        ]
+    for c in candidates:
+        if c in flat:
+            return flat[c]
+    return None
+
+
+def summary_table(results: dict[str, dict]) -> Table:
+    """One row per chapter: headline metric, model, baseline, gain, profile and wall time."""
+    rows = []
+    for chapter, r in sorted(results.items()):
+        h = r.get("headline") or {}
+        metric, setting = h.get("metric", ""), h.get("setting")
+        model_v = _lookup(r["metrics"], h.get("model", ""), metric, setting) if h else None
+        base_v = _lookup(r["metrics"], h.get("baseline", ""), metric, setting) if h else None
+        gain = ""
+        if isinstance(model_v, (int, float)) and isinstance(base_v, (int, float)):
+            gain = (model_v - base_v) * (1 if h.get("higher_is_better", True) else -1)
+        timings = r.get("timings", {})
+        total = timings.get("notebook") or sum(v for v in timings.values() if isinstance(v, (int, float)))
+        label = f"{metric} ({setting})" if setting else metric
+        rows.append(
+            [
+                chapter,
+                label,
+                f"{h.get('model', '')}: {model_v}" if model_v is not None else "",
+                f"{h.get('baseline', '')}: {base_v}" if base_v is not None else "",
+                gain,
+                r.get("profile", ""),
+                round(total, 1),
+            ]
+        )
+    return Table(rows, ["chapter", "headline metric", "model", "baseline", "gain", "profile", "wall time (s)"], "Summary")
+
+
+def chapter_table(chapter: str, r: dict) -> Table:
+    """The chapter's metrics: one row per method (or setting / method), one column per metric."""
+    rows: dict[str, dict] = {}
+    for key, value in _flat(r["metrics"]).items():
+        method, _, metric = key.rpartition(" / ")
+        rows.setdefault(method or key, {})[metric or key] = value
+    cols = list(dict.fromkeys(m for v in rows.values() for m in v))
+    return Table([[k] + [v.get(c, "") for c in cols] for k, v in rows.items()], ["method", *cols], chapter)
+
+
+def render_markdown(results: dict[str, dict]) -> str:
+    """The whole results page as Markdown."""
+    if not results:
+        return "No results yet: run the chapter notebooks (`make book` or `make bench`)."
+    envs = {
+        r["environment"].get("platform", "") + f", {r['environment'].get('cores')} cores, " + r["environment"].get("device", "")
+        for r in results.values()
+        if "environment" in r
+    }
+    parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results).to_markdown(), ""]
+    for chapter, r in sorted(results.items()):
+        env = r.get("environment", {})
+        parts += [
+            f"### {chapter}",
+            "",
+            f"Profile `{r.get('profile')}`, {r.get('date', '')}, torch {env.get('torch', '?')} on {env.get('device', '?')}; "
+            f"wall time " + ", ".join(f"{k} {v:.1f} s" for k, v in r.get("timings", {}).items() if isinstance(v, (int, float))),
+            "",
+            chapter_table(chapter, r).to_markdown(),
+            "",
+        ]
+        if chapter in PAPER:
+            parts += [f"*The paper's figure (real data, full scale, not measured here):* {PAPER[chapter]}", ""]
+        if r.get("notes"):
+            parts += [r["notes"], ""]
+    return "\n".join(parts)
+
+
+def results_page(folder: str | Path | None = None) -> None:
+    """Display the results page in a notebook (the book's results page calls this)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(render_markdown(load_results(folder or results_dir()))))

@@ -1,0 +1,42 @@
+import json
+
+import mricourse as mc
+from mricourse.report import render_markdown, summary_table
+
+
+def _fake(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRICOURSE_RESULTS", str(tmp_path))
+    monkeypatch.setenv("MRICOURSE_PROFILE", "cpu")
+    mc.save_results(
+        "03_fastmri_varnet",
+        {"4x": {"VarNet": {"ssim": 0.95, "psnr": 35.0}, "CG-SENSE": {"ssim": 0.85, "psnr": 30.0}}},
+        {"data": 1.0, "training": 10.0, "evaluation": 2.0},
+        headline={"metric": "ssim", "setting": "4x", "model": "VarNet", "baseline": "CG-SENSE", "higher_is_better": True},
+    )
+    mc.save_results(
+        "08_registration",
+        {"VoxelMorph": {"dice": 0.70, "seconds per pair": 0.01}, "SimpleITK": {"dice": 0.74, "seconds per pair": 1.5}},
+        {"training": 5.0},
+        headline={"metric": "dice", "model": "VoxelMorph", "baseline": "SimpleITK"},
+    )
+    return mc.load_results(tmp_path)
+
+
+def test_summary_uses_the_files_numbers(tmp_path, monkeypatch):
+    results = _fake(tmp_path, monkeypatch)
+    rows = {r[0]: r for r in summary_table(results).rows}
+    assert abs(rows["03_fastmri_varnet"][4] - 0.10) < 1e-9
+    assert abs(rows["08_registration"][4] - (-0.04)) < 1e-9
+    assert rows["03_fastmri_varnet"][6] == 13.0
+
+
+def test_markdown_has_a_table_per_chapter_and_paper_figures(tmp_path, monkeypatch):
+    md = render_markdown(_fake(tmp_path, monkeypatch))
+    assert "### 03_fastmri_varnet" in md and "### 08_registration" in md
+    assert "| 4x / VarNet | 0.95 | 35 |" in md
+    assert "The paper's figure" in md
+    assert json.loads((tmp_path / "08_registration.json").read_text())["profile"] == "cpu"
+
+
+def test_no_results():
+    assert "No results yet" in render_markdown({})
