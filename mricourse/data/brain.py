@@ -9,7 +9,7 @@ tissue texture and a bias field; its images mix the tissue *signals* by partial 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
 
 import numpy as np
@@ -19,6 +19,7 @@ from ..layers import warp
 from ..signal import TISSUES, Tissue, sequence_signal, t1_with_contrast
 from .atlas import TISSUE_NAMES, load_atlas, tissue_labels
 from .fields import bias_field, gaussian_blur, random_deformation, rng_for, torch_generator
+from .tumour import LESION_CONCENTRATION, LESION_NAMES, TUMOUR_TISSUES, add_tumour, brats_labels, random_tumour
 
 __all__ = ["CONTRASTS", "Subject", "make_subject", "tissue_parameters", "synthesize", "rician", "brain_percentile"]
 
@@ -37,8 +38,6 @@ def tissue_parameters(names, field: float = 1.5) -> torch.Tensor:
     if field not in TISSUES:
         raise ValueError(f"expected a field strength in {sorted(TISSUES)} T, got {field!r}")
     table = {**TISSUES[field], **EXTRA_TISSUES}
-    from .tumour import TUMOUR_TISSUES  # tumour tissues depend on the field too
-
     table.update(TUMOUR_TISSUES[field])
     return torch.tensor([[table[n].t1, table[n].t2, table[n].pd] for n in names], dtype=torch.float32)
 
@@ -196,29 +195,24 @@ def make_subject(seed: int, resolution: float = 2.0, deform: float = 1.0, tumour
     atlas = load_atlas(resolution)
     shape = atlas.shape
     fractions = torch.from_numpy(atlas.fractions)[None]  # (1, 6, D, H, W)
-    names = TISSUE_NAMES
-    velocity, lesion = None, None
-    if tumour:
-        from .tumour import place_tumour
-
-        lesion = place_tumour(atlas.fractions, resolution, rng_for(seed, 3))
-        velocity = lesion.mass_effect(shape)
-    u = random_deformation(shape, resolution, rng_for(seed, 1), strength=deform, velocity=velocity)
+    names, spec = TISSUE_NAMES, None
+    if tumour:  # grown in atlas space (with its mass effect m), then moved with the subject
+        spec = random_tumour(fractions[0], resolution, rng_for(seed, 3))
+        fractions, m = add_tumour(fractions, spec)
+        names = names + LESION_NAMES
+    u = random_deformation(shape, resolution, rng_for(seed, 1), strength=deform)
     warped = warp(fractions, u, padding_mode="zeros")
     labels = tissue_labels(warped[0])
-    brats = None
-    if lesion is not None:
-        warped, brats = lesion.apply(warped, u)
-        names = names + lesion.tissues
+    brats = brats_labels(warped[0, 6:]) if tumour else None
+    if tumour:
+        u = u + warp(m, u)  # subject(x) = atlas(x + u(x) + m(x + u(x)))
     rng = rng_for(seed, 2)
     gen = torch_generator(rng)
     params = subject_parameters(names, field, rng)
     texture = gaussian_blur(torch.randn(1, 2, *shape, generator=gen), 0.6 / resolution**0.5)
     texture = texture / texture.std(dim=tuple(range(2, 5)), keepdim=True)
     bias = bias_field(shape, 0.2, gen)[0, 0]
-    conc = torch.tensor([CONCENTRATION.get(n, 0.0) for n in names], dtype=torch.float32)
-    if lesion is not None:
-        conc[len(TISSUE_NAMES) :] = torch.tensor(lesion.concentration)
+    conc = torch.tensor([CONCENTRATION[n] for n in TISSUE_NAMES] + (list(LESION_CONCENTRATION) if tumour else []))
     return Subject(
         fractions=warped[0].numpy(),
         params=params.numpy(),
@@ -233,4 +227,5 @@ def make_subject(seed: int, resolution: float = 2.0, deform: float = 1.0, tumour
         seed=int(seed),
         resolution=float(resolution),
         brats=None if brats is None else brats.numpy(),
+        info={} if spec is None else {"tumour": asdict(spec)},
     )
