@@ -30,6 +30,7 @@ from .masks import (
     variable_density_mask,
 )
 from .metrics import dice, displacement_error, evaluate, folding, jacobian_determinant, nmse, psnr, ssim
+from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
 from .profile import Profile, profile

@@ -1,0 +1,213 @@
+"""CycleGAN for unpaired T1 <-> T2 translation.
+
+Reference: Welander, Karlsson and Eklund, "Generative Adversarial Networks for Image-to-Image
+Translation on Multi-Contrast MR Images -- A Comparison of CycleGAN and UNIT", arXiv:1806.07777
+(2018), using the CycleGAN of Zhu et al. (ICCV 2017).
+
+Two generators ``G_AB: A -> B`` and ``G_BA: B -> A`` and two PatchGAN discriminators. The
+generator loss is
+
+    L_G = L_lsgan(D_B(G_AB(a)), 1) + L_lsgan(D_A(G_BA(b)), 1)
+          + lambda_cycle (|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1)
+          + lambda_identity lambda_cycle (|G_AB(b) - b|_1 + |G_BA(a) - a|_1)
+
+and each discriminator minimises ``0.5 (L_lsgan(D(real), 1) + L_lsgan(D(pool(fake)), 0))``, with
+fakes drawn from a pool of past generated images.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import PatchDiscriminator
+from ..profile import Profile
+
+__all__ = ["CycleGANConfig", "ResnetGenerator", "ImagePool", "CycleGAN", "lsgan_loss", "cycle_loss"]
+
+
+@dataclass
+class CycleGANConfig:
+    """Sizes and weights. ``paper()`` is Welander et al.'s setting (ngf 32, 9 residual blocks)."""
+
+    in_chans: int = 1
+    ngf: int = 32
+    n_blocks: int = 9
+    ndf: int = 64
+    n_layers: int = 3
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+
+    @classmethod
+    def paper(cls) -> CycleGANConfig:
+        return cls()
+
+    @classmethod
+    def cpu(cls) -> CycleGANConfig:
+        return cls(ngf=16, n_blocks=6, ndf=32)
+
+    @classmethod
+    def smoke(cls) -> CycleGANConfig:
+        return cls(ngf=8, n_blocks=2, ndf=8, n_layers=2, pool_size=4)
+
+    @classmethod
+    def for_profile(cls, p: Profile) -> CycleGANConfig:
+        return p.pick(smoke=cls.smoke(), cpu=cls.cpu(), gpu=cls.paper())
+
+
+class ResidualBlock(nn.Module):
+    """x + (reflect-pad, conv3, IN, ReLU, reflect-pad, conv3, IN)(x)."""
+
+    def __init__(self, chans: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(chans, chans, 3), nn.InstanceNorm2d(chans), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(chans, chans, 3), nn.InstanceNorm2d(chans),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-out + tanh (Johnson et al. 2016).
+
+    (B, C, H, W) in [-1, 1] -> (B, C, H, W) in [-1, 1]. Any H, W: the input is reflection-padded
+    to a multiple of 4 (two stride-2 convolutions) and the output cropped back.
+    """
+
+    def __init__(self, in_chans: int = 1, out_chans: int = 1, ngf: int = 32, n_blocks: int = 9):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_chans, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        for mult in (1, 2):  # downsampling: ngf -> 2 ngf -> 4 ngf
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
+                nn.InstanceNorm2d(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        layers += [ResidualBlock(ngf * 4) for _ in range(n_blocks)]
+        for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(ngf * mult // 2), nn.ReLU(True),
+            ]  # fmt: skip
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_chans, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"ResnetGenerator: expected images (B, C, H, W), got shape {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        ph, pw = -h % 4, -w % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        return self.net(x)[..., :h, :w]
+
+
+class ImagePool:
+    """A buffer of past generated images (Shrivastava et al. 2017). While not full, each new image
+    is stored and returned; once full, with probability 1/2 a stored image is returned and replaced
+    by the new one, otherwise the new image is returned."""
+
+    def __init__(self, size: int = 50, seed: int | None = None):
+        self.size, self.images, self.rng = size, [], random.Random(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for im in images.detach():
+            im = im.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(im)
+                out.append(im)
+            elif self.rng.random() < 0.5:
+                i = self.rng.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = im
+            else:
+                out.append(im)
+        return torch.cat(out)
+
+
+def lsgan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss: mean of (D(x) - 1)^2 for real targets, D(x)^2 for fake."""
+    return F.mse_loss(logits, torch.full_like(logits, 1.0 if target_is_real else 0.0))
+
+
+def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+    """Cycle consistency: mean |F(G(x)) - x|."""
+    return (reconstructed - real).abs().mean()
+
+
+class CycleGAN(nn.Module):
+    """The four networks, their optimisers and the alternating update (:meth:`step`)."""
+
+    def __init__(self, cfg: CycleGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.in_chans
+        self.G_AB, self.G_BA = ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks), ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks)
+        self.D_A = PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance")
+        self.D_B = PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance")
+        betas = (cfg.beta1, 0.999)
+        self.opt_G = torch.optim.Adam([*self.G_AB.parameters(), *self.G_BA.parameters()], lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
+        self.pool_A, self.pool_B = ImagePool(cfg.pool_size, seed=0), ImagePool(cfg.pool_size, seed=1)
+
+    def step(self, batch) -> dict[str, float]:
+        """One CycleGAN update on an unpaired batch ``(real_A, real_B)`` in [-1, 1]."""
+        device = next(self.parameters()).device
+        real_A, real_B = (x.to(device) for x in batch)
+        cfg = self.cfg
+        self.train()
+        # 1. generators, with the discriminators frozen
+        for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
+            p.requires_grad_(False)
+        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        rec_A, rec_B = self.G_BA(fake_B), self.G_AB(fake_A)
+        loss_gan = lsgan_loss(self.D_B(fake_B), True) + lsgan_loss(self.D_A(fake_A), True)
+        loss_cycle = cfg.lambda_cycle * (cycle_loss(real_A, rec_A) + cycle_loss(real_B, rec_B))
+        loss_idt = torch.zeros((), device=device)
+        if cfg.lambda_identity > 0:
+            loss_idt = (
+                cfg.lambda_identity
+                * cfg.lambda_cycle
+                * (cycle_loss(real_B, self.G_AB(real_B)) + cycle_loss(real_A, self.G_BA(real_A)))
+            )
+        loss_G = loss_gan + loss_cycle + loss_idt
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.opt_G.step()
+        # 2. discriminators, on real images and pooled past fakes
+        for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
+            p.requires_grad_(True)
+        fb, fa = self.pool_B.query(fake_B), self.pool_A.query(fake_A)
+        loss_D_B = 0.5 * (lsgan_loss(self.D_B(real_B), True) + lsgan_loss(self.D_B(fb), False))
+        loss_D_A = 0.5 * (lsgan_loss(self.D_A(real_A), True) + lsgan_loss(self.D_A(fa), False))
+        self.opt_D.zero_grad(set_to_none=True)
+        (loss_D_A + loss_D_B).backward()
+        self.opt_D.step()
+        return {
+            "G_gan": loss_gan.item(),
+            "cycle": loss_cycle.item(),
+            "identity": loss_idt.item(),
+            "D": (loss_D_A + loss_D_B).item(),
+        }
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AB", batch_size: int = 16) -> torch.Tensor:
+        """Translate images in [-1, 1] with ``G_AB`` ('AB') or ``G_BA`` ('BA'), in eval mode."""
+        if direction not in ("AB", "BA"):
+            raise ValueError(f"translate: expected direction 'AB' or 'BA', got {direction!r}")
+        g = self.G_AB if direction == "AB" else self.G_BA
+        g.eval()
+        device = next(g.parameters()).device
+        return torch.cat([g(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
