@@ -52,3 +52,4 @@ from .signal import (
 from .train import TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
 from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_kspace
+from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss

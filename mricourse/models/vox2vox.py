@@ -1,0 +1,208 @@
+"""Vox2Vox: a 3D pix2pix GAN for brain-tumour segmentation.
+
+Reference: Cirillo, Abramian and Eklund, "Vox2Vox: 3D-GAN for Brain Tumour Segmentation",
+BrainLes 2020 (LNCS 12658, 2021).
+
+The generator is a 3D U-Net mapping 4 contrasts (T1, T1ce, T2, FLAIR) to a softmax over 4 classes
+(background and the BraTS labels 1, 2, 4); the discriminator is a 3D PatchGAN on the pair
+(image, segmentation). The generator minimises
+
+    L_G = alpha * GDL(G(x), y) + L_lsgan(D(x, G(x)), 1),     alpha = 5,
+
+with the generalised Dice loss GDL (Sudre et al. 2017), and the discriminator
+``0.5 (L_lsgan(D(x, y), 1) + L_lsgan(D(x, G(x)), 0))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import PatchDiscriminator
+from ..profile import Profile
+
+__all__ = ["Vox2VoxConfig", "Vox2VoxGenerator", "Vox2Vox", "generalised_dice_loss", "BRATS_LABELS", "labels_to_classes", "classes_to_labels"]
+
+#: class index -> BraTS label (0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour)
+BRATS_LABELS = (0, 1, 2, 4)
+
+
+def labels_to_classes(seg: torch.Tensor) -> torch.Tensor:
+    """BraTS labels {0, 1, 2, 4} -> class indices {0, 1, 2, 3}."""
+    out = torch.zeros_like(seg, dtype=torch.long)
+    for c, lab in enumerate(BRATS_LABELS):
+        out[seg == lab] = c
+    return out
+
+
+def classes_to_labels(cls: torch.Tensor) -> torch.Tensor:
+    """Class indices {0, 1, 2, 3} -> BraTS labels {0, 1, 2, 4}."""
+    return torch.tensor(BRATS_LABELS, device=cls.device)[cls]
+
+
+@dataclass
+class Vox2VoxConfig:
+    """``paper()``: 128^3 crops, 64 base filters, 4 down/up levels, 4 bottleneck blocks."""
+
+    in_chans: int = 4
+    num_classes: int = 4
+    base: int = 64
+    depth: int = 4
+    bottleneck_blocks: int = 4
+    dropout: float = 0.2
+    ndf: int = 64
+    d_layers: int = 3
+    alpha: float = 5.0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    crop: int = 128
+
+    @classmethod
+    def paper(cls) -> Vox2VoxConfig:
+        return cls()
+
+    @classmethod
+    def cpu(cls) -> Vox2VoxConfig:
+        return cls(base=12, depth=3, bottleneck_blocks=2, ndf=12, d_layers=2, crop=48)
+
+    @classmethod
+    def smoke(cls) -> Vox2VoxConfig:
+        return cls(base=4, depth=2, bottleneck_blocks=1, ndf=4, d_layers=2, crop=16)
+
+    @classmethod
+    def for_profile(cls, p: Profile) -> Vox2VoxConfig:
+        return p.pick(smoke=cls.smoke(), cpu=cls.cpu(), gpu=cls.paper())
+
+
+def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
+    """conv4 stride 2 (halves the size), instance norm, LeakyReLU 0.2."""
+    return nn.Sequential(nn.Conv3d(cin, cout, 4, stride=2, padding=1, bias=not norm), nn.InstanceNorm3d(cout) if norm else nn.Identity(), nn.LeakyReLU(0.2))
+
+
+def _up(cin: int, cout: int, dropout: float) -> nn.Sequential:
+    """transposed conv4 stride 2 (doubles the size), instance norm, dropout, ReLU."""
+    return nn.Sequential(nn.ConvTranspose3d(cin, cout, 4, stride=2, padding=1, bias=False), nn.InstanceNorm3d(cout), nn.Dropout3d(dropout), nn.ReLU())
+
+
+class _Bottleneck(nn.Module):
+    """conv3 + IN + LeakyReLU + dropout, with a residual connection."""
+
+    def __init__(self, chans: int, dropout: float):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv3d(chans, chans, 3, padding=1, bias=False), nn.InstanceNorm3d(chans), nn.LeakyReLU(0.2), nn.Dropout3d(dropout))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Vox2VoxGenerator(nn.Module):
+    """3D U-Net: (B, 4, D, H, W) contrasts -> (B, 4, D, H, W) class probabilities (softmax).
+
+    Encoder: ``depth`` strided conv4 blocks (base, 2 base, ... up to 8 base channels); bottleneck
+    of residual conv3 blocks with dropout; decoder: transposed conv4 blocks, each concatenated
+    with the encoder feature map of the same size; a last transposed conv to the classes.
+    Sizes that are not multiples of ``2^depth`` are padded (replicate) and the output cropped.
+    """
+
+    def __init__(self, cfg: Vox2VoxConfig):
+        super().__init__()
+        self.depth = cfg.depth
+        chans = [min(cfg.base * 2**i, cfg.base * 8) for i in range(cfg.depth)]
+        self.down = nn.ModuleList([_down(cfg.in_chans, chans[0], norm=False)] + [_down(chans[i - 1], chans[i]) for i in range(1, cfg.depth)])
+        self.bottleneck = nn.Sequential(*[_Bottleneck(chans[-1], cfg.dropout) for _ in range(cfg.bottleneck_blocks)])
+        self.up = nn.ModuleList()
+        for i in range(cfg.depth - 1, 0, -1):  # input: previous up output (or bottleneck) + skip
+            cin = chans[i] if i == cfg.depth - 1 else chans[i] * 2
+            self.up.append(_up(cin, chans[i - 1], cfg.dropout))
+        self.final = nn.ConvTranspose3d(chans[0] * 2 if cfg.depth > 1 else chans[0], cfg.num_classes, 4, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"Vox2VoxGenerator: expected volumes (B, C, D, H, W), got shape {tuple(x.shape)}")
+        size = x.shape[2:]
+        m = 2**self.depth
+        pad = [p for s in reversed(size) for p in (0, -s % m)]
+        if any(pad):
+            x = F.pad(x, pad, mode="replicate")
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        x = self.bottleneck(skips.pop())
+        for layer in self.up:
+            x = torch.cat([layer(x), skips.pop()], dim=1)
+        logits = self.final(x)[..., : size[0], : size[1], : size[2]]
+        return logits.softmax(dim=1)
+
+
+def generalised_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Generalised Dice loss (Sudre et al. 2017) of probabilities (B, K, ...) and one-hot or
+    class-index targets: ``1 - 2 sum_k w_k sum_i p_ki r_ki / sum_k w_k sum_i (p_ki + r_ki)`` with
+    ``w_k = 1 / (sum_i r_ki)^2`` (classes absent from the batch get weight 0)."""
+    if target.dtype == torch.long:
+        target = F.one_hot(target.squeeze(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
+    if target.shape != probs.shape:
+        raise ValueError(f"generalised_dice_loss: expected targets of shape {tuple(probs.shape)} (one-hot) or class indices, got {tuple(target.shape)}")
+    dims = [0, *range(2, probs.ndim)]
+    ref = target.sum(dims)
+    w = torch.where(ref > 0, 1.0 / (ref**2 + eps), torch.zeros_like(ref))
+    num = (w * (probs * target).sum(dims)).sum()
+    den = (w * (probs + target).sum(dims)).sum()
+    return 1 - 2 * num / den.clamp_min(eps)
+
+
+class Vox2Vox(nn.Module):
+    """Generator, discriminator, their optimisers and the alternating update (:meth:`step`).
+
+    With ``adversarial=False`` only the generator is trained, with the Dice loss alone: the
+    chapter's baseline (same network, same budget)."""
+
+    def __init__(self, cfg: Vox2VoxConfig, adversarial: bool = True):
+        super().__init__()
+        self.cfg, self.adversarial = cfg, adversarial
+        self.G = Vox2VoxGenerator(cfg)
+        self.D = PatchDiscriminator(cfg.in_chans + cfg.num_classes, cfg.ndf, cfg.d_layers, dims=3, norm="instance")
+        betas = (cfg.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+
+    def step(self, batch) -> dict[str, float]:
+        """One update on ``(images (B, 4, D, H, W), classes (B, 1, D, H, W) long)``."""
+        device = next(self.parameters()).device
+        x, y = (t.to(device) for t in batch)
+        y1h = F.one_hot(y.squeeze(1), self.cfg.num_classes).movedim(-1, 1).float()
+        self.train()
+        probs = self.G(x)
+        gdl = generalised_dice_loss(probs, y1h)
+        out = {"gdl": gdl.item()}
+        if not self.adversarial:
+            self.opt_G.zero_grad(set_to_none=True)
+            gdl.backward()
+            self.opt_G.step()
+            return out
+        # 1. generator: fool D on (x, G(x)) and match the labels
+        for p in self.D.parameters():
+            p.requires_grad_(False)
+        d_fake = self.D(torch.cat([x, probs], 1))
+        adv = F.mse_loss(d_fake, torch.ones_like(d_fake))
+        self.opt_G.zero_grad(set_to_none=True)
+        (self.cfg.alpha * gdl + adv).backward()
+        self.opt_G.step()
+        # 2. discriminator: real pairs (x, y) vs generated pairs (x, G(x))
+        for p in self.D.parameters():
+            p.requires_grad_(True)
+        d_real, d_fake = self.D(torch.cat([x, y1h], 1)), self.D(torch.cat([x, probs.detach()], 1))
+        loss_D = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        self.opt_D.step()
+        return {**out, "G_adv": adv.item(), "D": loss_D.item()}
+
+    @torch.no_grad()
+    def segment(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}."""
+        self.G.eval()
+        return classes_to_labels(self.G(x.to(next(self.parameters()).device)).argmax(1, keepdim=True)).cpu()
