@@ -29,8 +29,21 @@ from .masks import (
     random_mask,
     variable_density_mask,
 )
-from .metrics import dice, displacement_error, evaluate, folding, jacobian_determinant, nmse, psnr, ssim
+from .metrics import (
+    BRATS_REGIONS,
+    brats_scores,
+    dice,
+    displacement_error,
+    evaluate,
+    folding,
+    hd95,
+    jacobian_determinant,
+    nmse,
+    psnr,
+    ssim,
+)
 from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator
+from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
 from .profile import Profile, profile
@@ -52,4 +65,3 @@ from .signal import (
 from .train import TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
 from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_kspace
-from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss

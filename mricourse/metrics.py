@@ -15,7 +15,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nmse", "psnr", "ssim", "dice", "evaluate", "jacobian_determinant", "folding", "displacement_error"]
+__all__ = [
+    "nmse",
+    "psnr",
+    "ssim",
+    "dice",
+    "evaluate",
+    "jacobian_determinant",
+    "folding",
+    "displacement_error",
+    "hd95",
+    "brats_scores",
+    "BRATS_REGIONS",
+]
 
 
 def _t(x) -> torch.Tensor:
@@ -141,3 +153,41 @@ def displacement_error(flow, true_flow, mask=None) -> float:
         return float(err.mean())
     mask = _t(mask).bool().reshape(-1, *err.shape[1:]).expand_as(err)
     return float(err[mask].mean())
+
+
+#: BraTS evaluation regions: whole tumour, tumour core, enhancing tumour
+BRATS_REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+
+
+def hd95(pred, target, spacing=1.0) -> float:
+    """95th-percentile symmetric Hausdorff distance between two binary masks (2D or 3D), in the
+    units of ``spacing``: ``max(P95 of d(surface P, surface T), P95 of d(surface T, surface P))``.
+    Both empty: 0; exactly one empty: ``inf``."""
+    from scipy import ndimage
+
+    p, t = np.asarray(_t(pred)).astype(bool), np.asarray(_t(target)).astype(bool)
+    if p.shape != t.shape:
+        raise ValueError(f"hd95: expected masks of the same shape, got {p.shape} and {t.shape}")
+    if not p.any() and not t.any():
+        return 0.0
+    if not p.any() or not t.any():
+        return float("inf")
+    sp = np.broadcast_to(np.asarray(spacing, dtype=float), (p.ndim,))
+    surf_p = p & ~ndimage.binary_erosion(p)
+    surf_t = t & ~ndimage.binary_erosion(t)
+    d_to_t = ndimage.distance_transform_edt(~surf_t, sampling=sp)
+    d_to_p = ndimage.distance_transform_edt(~surf_p, sampling=sp)
+    return float(max(np.percentile(d_to_t[surf_p], 95), np.percentile(d_to_p[surf_t], 95)))
+
+
+def brats_scores(pred, target, spacing=1.0) -> dict[str, float]:
+    """Dice and HD95 of the BraTS regions WT {1,2,4}, TC {1,4}, ET {4} of two label maps
+    (empty vs empty counts as Dice 1 and HD95 0)."""
+    pred, target = _t(pred), _t(target)
+    out = {}
+    for name, labels in BRATS_REGIONS.items():
+        p = torch.isin(pred, torch.tensor(labels))
+        t = torch.isin(target, torch.tensor(labels))
+        out[f"dice_{name}"] = dice(p, t)
+        out[f"hd95_{name}"] = hd95(p, t, spacing)
+    return out

@@ -48,3 +48,27 @@ def test_metric_errors():
         mc.psnr(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(TypeError, match="magnitude"):
         mc.nmse(torch.zeros(4, 4, dtype=torch.complex64), torch.zeros(4, 4, dtype=torch.complex64))
+
+
+def test_hd95_on_known_shapes():
+    a = np.zeros((40, 40), bool)
+    b = np.zeros((40, 40), bool)
+    a[10:20, 10:20] = True
+    b[10:20, 13:23] = True  # the same square shifted by 3 voxels
+    assert mc.hd95(a, a) == 0
+    assert mc.hd95(a, b) == pytest.approx(3.0)
+    assert mc.hd95(a, b, spacing=2.0) == pytest.approx(6.0)
+    assert mc.hd95(np.zeros_like(a), np.zeros_like(a)) == 0
+    assert mc.hd95(a, np.zeros_like(a)) == float("inf")
+
+
+def test_brats_regions_on_a_constructed_case():
+    gt = torch.zeros(8, 8, 8, dtype=torch.long)
+    gt[2:6, 2:6, 2:6] = 2  # oedema
+    gt[3:5, 3:5, 3:5] = 1  # necrotic core
+    pred = gt.clone()
+    pred[pred == 1] = 4  # core predicted as enhancing
+    s = mc.brats_scores(pred, gt)
+    assert s["dice_WT"] == 1.0 and s["dice_TC"] == 1.0  # both regions contain labels 1 and 4
+    assert s["dice_ET"] == 0.0  # ET: prediction has 8 voxels, truth none
+    assert mc.brats_scores(gt, gt)["dice_ET"] == 1.0  # empty vs empty

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from mricourse.models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, classes_to_labels, generalised_dice_loss, labels_to_classes
+from mricourse.models.vox2vox import (
+    Vox2Vox,
+    Vox2VoxConfig,
+    Vox2VoxGenerator,
+    classes_to_labels,
+    generalised_dice_loss,
+    labels_to_classes,
+)
 
 
 @pytest.mark.parametrize("size", [(16, 16, 16), (17, 15, 20), (24, 16, 32)])

@@ -24,7 +24,15 @@ from torch import nn
 from ..layers import PatchDiscriminator
 from ..profile import Profile
 
-__all__ = ["Vox2VoxConfig", "Vox2VoxGenerator", "Vox2Vox", "generalised_dice_loss", "BRATS_LABELS", "labels_to_classes", "classes_to_labels"]
+__all__ = [
+    "Vox2VoxConfig",
+    "Vox2VoxGenerator",
+    "Vox2Vox",
+    "generalised_dice_loss",
+    "BRATS_LABELS",
+    "labels_to_classes",
+    "classes_to_labels",
+]
 
 #: class index -> BraTS label (0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour)
 BRATS_LABELS = (0, 1, 2, 4)
@@ -79,12 +87,21 @@ class Vox2VoxConfig:
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
     """conv4 stride 2 (halves the size), instance norm, LeakyReLU 0.2."""
-    return nn.Sequential(nn.Conv3d(cin, cout, 4, stride=2, padding=1, bias=not norm), nn.InstanceNorm3d(cout) if norm else nn.Identity(), nn.LeakyReLU(0.2))
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 4, stride=2, padding=1, bias=not norm),
+        nn.InstanceNorm3d(cout) if norm else nn.Identity(),
+        nn.LeakyReLU(0.2),
+    )
 
 
 def _up(cin: int, cout: int, dropout: float) -> nn.Sequential:
     """transposed conv4 stride 2 (doubles the size), instance norm, dropout, ReLU."""
-    return nn.Sequential(nn.ConvTranspose3d(cin, cout, 4, stride=2, padding=1, bias=False), nn.InstanceNorm3d(cout), nn.Dropout3d(dropout), nn.ReLU())
+    return nn.Sequential(
+        nn.ConvTranspose3d(cin, cout, 4, stride=2, padding=1, bias=False),
+        nn.InstanceNorm3d(cout),
+        nn.Dropout3d(dropout),
+        nn.ReLU(),
+    )
 
 
 class _Bottleneck(nn.Module):
@@ -92,7 +109,9 @@ class _Bottleneck(nn.Module):
 
     def __init__(self, chans: int, dropout: float):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv3d(chans, chans, 3, padding=1, bias=False), nn.InstanceNorm3d(chans), nn.LeakyReLU(0.2), nn.Dropout3d(dropout))
+        self.body = nn.Sequential(
+            nn.Conv3d(chans, chans, 3, padding=1, bias=False), nn.InstanceNorm3d(chans), nn.LeakyReLU(0.2), nn.Dropout3d(dropout)
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -111,7 +130,9 @@ class Vox2VoxGenerator(nn.Module):
         super().__init__()
         self.depth = cfg.depth
         chans = [min(cfg.base * 2**i, cfg.base * 8) for i in range(cfg.depth)]
-        self.down = nn.ModuleList([_down(cfg.in_chans, chans[0], norm=False)] + [_down(chans[i - 1], chans[i]) for i in range(1, cfg.depth)])
+        self.down = nn.ModuleList(
+            [_down(cfg.in_chans, chans[0], norm=False)] + [_down(chans[i - 1], chans[i]) for i in range(1, cfg.depth)]
+        )
         self.bottleneck = nn.Sequential(*[_Bottleneck(chans[-1], cfg.dropout) for _ in range(cfg.bottleneck_blocks)])
         self.up = nn.ModuleList()
         for i in range(cfg.depth - 1, 0, -1):  # input: previous up output (or bottleneck) + skip
@@ -145,7 +166,9 @@ def generalised_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float 
     if target.dtype == torch.long:
         target = F.one_hot(target.squeeze(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
     if target.shape != probs.shape:
-        raise ValueError(f"generalised_dice_loss: expected targets of shape {tuple(probs.shape)} (one-hot) or class indices, got {tuple(target.shape)}")
+        raise ValueError(
+            f"generalised_dice_loss: expected targets of shape {tuple(probs.shape)} (one-hot) or class indices, got {tuple(target.shape)}"
+        )
     dims = [0, *range(2, probs.ndim)]
     ref = target.sum(dims)
     w = torch.where(ref > 0, 1.0 / (ref**2 + eps), torch.zeros_like(ref))
