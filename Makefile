@@ -1,7 +1,10 @@
 # mricourse -- every target installs what it needs into .venv from the exact lock first.
-#   make test   ruff, unit tests, notebooks (smoke profile) under nbval, the book with -W
+#   make test   ruff, unit tests, notebooks (smoke profile) under nbval, the student versions
+#               (smoke profile), the book with -W, and the browser check of the built book
 #   make book   the whole book, notebooks executed in the default profile -> _build/html
 #   make bench  every chapter in the cpu profile, fresh kernels -> results.md, results.json
+#   make student     student versions of the notebooks -> student/ (instructor versions -> instructor/)
+#   make check-book  build the smoke book and open every page in headless Chromium
 #   make lab    JupyterLab on the notebooks;   make clean   remove builds and the venv
 
 PYTHON ?= python3
@@ -11,7 +14,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint unit nbval book-check book bench lab clean lock
+.PHONY: install test lint unit nbval book-check book bench lab clean lock student student-check check-book
 
 install: $(STAMP)
 
@@ -34,11 +37,25 @@ ifneq ($(NOTEBOOKS),)
 	  --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 endif
 
+student: $(STAMP)
+	$(BIN)/python -m mricourse.exercises student notebooks/ --out student
+	$(BIN)/python -m mricourse.exercises instructor notebooks/ --out instructor
+
+# the student versions run in the smoke profile; only the stubs' NotImplementedError may be raised
+student-check: $(STAMP)
+ifneq ($(NOTEBOOKS),)
+	$(BIN)/python -m mricourse.exercises student $(NOTEBOOKS) --out _build/student --run --profile smoke
+endif
+
 book-check: $(STAMP)
 	MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/jupyter-book build . -W --keep-going \
 	  --path-output _build/smoke
 
-test: lint unit nbval book-check
+# every page of the smoke build in headless Chromium: images, solution toggles, Colab links
+check-book: book-check
+	$(BIN)/python tests/browser/check_book.py _build/smoke/_build/html --screenshots _build/smoke/screenshots
+
+test: lint unit nbval student-check book-check check-book
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build .
@@ -56,4 +73,4 @@ lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(fastmri|voxelmorph|neurite|pystrum)==' > requirements/lock.txt
 
 clean:
-	rm -rf _build $(VENV) .pytest_cache .ruff_cache student *.egg-info
+	rm -rf _build $(VENV) .pytest_cache .ruff_cache student instructor *.egg-info

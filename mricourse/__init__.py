@@ -7,7 +7,8 @@ Everything is re-exported flat: ``import mricourse as mc; mc.fft2c, mc.fit, ...`
 - classical reconstruction: ``baselines`` (ESPIRiT maps, CG-SENSE, compressed sensing via sigpy)
 - learning: ``layers`` (U-Net, PatchGAN, spatial transformer), ``models/`` (one file per paper),
   ``train`` (``fit``), ``metrics``
-- course: ``profile``, ``results``, ``viz``, ``utils``
+- course: ``profile``, ``results``, ``viz``, ``utils``, ``checks`` (``mc.check_*`` for the exercises),
+  ``exercises`` (student versions; ``python -m mricourse.exercises``)
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ __version__ = "0.1.0"
 
 from . import report
 from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps
+from .checks import (
+    CheckFailed,
+    check_adjoint,
+    check_close,
+    check_data_consistency,
+    check_fft2c,
+    check_mask,
+    check_metric,
+    check_score,
+    check_warp,
+)
 from .data import CONTRASTS, Atlas, Subject, brain_slices, load_atlas, make_subject
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp

@@ -23,6 +23,7 @@ __all__ = [
     "add_noise",
     "zero_filled",
     "adjointness_error",
+    "adjoint_inner_products",
 ]
 
 
@@ -94,18 +95,28 @@ class MultiCoilMRI:
         return (self.sens_maps.conj() * ifft2c(self.mask.to(k.device) * k)).sum(1, keepdim=True)
 
 
-def adjointness_error(op, x_shape: tuple[int, ...], k_shape: tuple[int, ...], seed: int = 0) -> float:
-    """Relative error of ``<A x, y> = <x, A^H y>`` on random complex x, y (0 for an exact adjoint)."""
+def adjoint_inner_products(op, x_shape: tuple[int, ...], k_shape: tuple[int, ...], seed: int = 0) -> tuple[complex, complex]:
+    """The dot-product test: ``(<A x, y>, <x, A^H y>)`` on random complex128 x, y (equal for an exact adjoint).
+
+    ``op`` is any object with ``A`` and ``A_adjoint``; the package's operators are rebuilt in double
+    precision first.
+    """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(*x_shape, dtype=torch.complex128, generator=g)
     y = torch.randn(*k_shape, dtype=torch.complex128, generator=g)
-    if hasattr(op, "sens_maps"):
+    if isinstance(op, MultiCoilMRI):
         op = type(op)(op.sens_maps.to(torch.complex128), op.mask.double())
-    else:
+    elif isinstance(op, SingleCoilMRI):
         op = type(op)(op.mask.double())
-    lhs = torch.vdot(op.A(x).flatten(), y.flatten())
-    rhs = torch.vdot(x.flatten(), op.A_adjoint(y).flatten())
-    return float((lhs - rhs).abs() / max(lhs.abs(), rhs.abs(), 1e-30))
+    lhs = torch.vdot(op.A(x).flatten().to(torch.complex128), y.flatten())
+    rhs = torch.vdot(x.flatten(), op.A_adjoint(y).flatten().to(torch.complex128))
+    return complex(lhs), complex(rhs)
+
+
+def adjointness_error(op, x_shape: tuple[int, ...], k_shape: tuple[int, ...], seed: int = 0) -> float:
+    """Relative error of ``<A x, y> = <x, A^H y>`` on random complex x, y (0 for an exact adjoint)."""
+    lhs, rhs = adjoint_inner_products(op, x_shape, k_shape, seed)
+    return abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-30)
 
 
 def rss(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
