@@ -220,7 +220,8 @@ def check_page(browser: Browser, base: str, rel: str, url: str, branch: str, sho
             f"solution {k + 1} is still hidden after a click" for k, t in enumerate(after) if not (t["open"] and t["visible"])
         ]
         problems += [f"solution text not shown after a click: {line!r}" for line in expected if line not in text]
-        notes.append(f"{len(toggles)} solutions hidden -> shown on click")
+        if expected:
+            notes.append(f"{len(toggles)} solutions hidden -> shown on click")
         if shots is not None and toggles:
             browser.js(first)
             browser.screenshot(shots / f"{Path(rel).stem}_solution.png")
@@ -233,7 +234,7 @@ def check_page(browser: Browser, base: str, rel: str, url: str, branch: str, sho
         launch = browser.js("document.querySelectorAll('.dropdown-menu a[href*=\"colab.research.google.com/github\"]').length")
         if not launch:
             problems.append("no 'Launch on Colab' button in the page header")
-        notes.append(f"{len(links)} Colab links (launch button + badge) -> {want.split('/github/')[1]}" if links else "")
+        notes.append(f"{len(links)} Colab link{'s' * (len(links) > 1)} -> {want.split('/github/')[1]}" if links else "")
     if shots is not None and rel.endswith("index.html"):
         browser.screenshot(shots / "index.png")
     return problems, ", ".join(n for n in notes if n)
