@@ -36,7 +36,7 @@ from pathlib import Path
 __all__ = ["Exercise", "NotebookError", "find_exercises", "stub_source", "student_notebook", "instructor_notebook", "book_view"]
 
 EXERCISE, SOLUTION, STUB = "exercise", "solution", "exercise-stub"
-_LABEL = re.compile(r"Exercise\s+(\d+(?:\.\d+)*)\s*[:.\-\u2014\u2013]?\s*(.*)", re.IGNORECASE)
+_LABEL = re.compile(r"[*_\s]*Exercise\s+(\d+(?:\.\d+)*)[*_]*\s*[:.\-\u2014\u2013]?[*_]*\s*(.*)", re.IGNORECASE)
 
 
 class NotebookError(ValueError):
@@ -84,9 +84,9 @@ def find_exercises(nb, name: str = "notebook", submitted: bool = False) -> list[
             continue
         if cell["cell_type"] != "markdown":
             raise NotebookError(f"{name}, cell {i}: the tag '{EXERCISE}' belongs on a markdown cell (the prompt)")
-        text = _source(cell)
-        heading = next((ln.lstrip("#").strip() for ln in text.splitlines() if ln.strip()), "")
-        m = _LABEL.search(heading)
+        lines = [ln.lstrip("#").strip() for ln in _source(cell).splitlines() if ln.strip()]
+        m = next((m for m in map(_LABEL.match, lines) if m), None)  # "Exercise 1.2: title", on any line
+        heading = lines[0] if lines else ""
         n = len(out) + 1
         label = f"Exercise {m.group(1)}" if m else f"Exercise {chapter}.{n}" if chapter else f"Exercise {n}"
         title = (m.group(2) if m else heading).strip().strip("*_ ").rstrip(".")

@@ -218,7 +218,7 @@ def _demo_nb():
         ("md", "### Exercise 4.1: Orthonormal FFT\nWrite it.", ("exercise",)),
         ("code", FFT_SOLUTION, ("solution",)),
         ("code", "mc.check_fft2c(my_fft2c)", ()),
-        ("md", "### A mask\nSample 4x.", ("exercise",)),
+        ("md", "## 9. Exercises\n\n### A mask\nSample 4x.", ("exercise",)),
         ("md", "Hint: the centre.", ()),
         ("code", MASK_SOLUTION, ("solution",)),
         ("code", "mc.check_mask(mask, acceleration=4)", ()),
@@ -230,8 +230,11 @@ def test_find_exercises_labels_and_structure():
     exs = find_exercises(_demo_nb(), "04_demo.ipynb")
     assert [(e.label, e.title, e.prompt, e.solutions, e.check) for e in exs] == [
         ("Exercise 4.1", "Orthonormal FFT", 2, [3], 4),
-        ("Exercise 4.2", "A mask", 5, [7], 8),
+        ("Exercise 4.2", "9. Exercises", 5, [7], 8),
     ]
+    nb = _demo_nb()
+    nb.cells[5].source = "## 9. Exercises\n\n### Exercise 4.7: A mask\nSample 4x."
+    assert find_exercises(nb, "04_demo.ipynb")[1].name == "Exercise 4.7 (A mask)"
 
 
 @pytest.mark.parametrize(
@@ -257,7 +260,7 @@ def test_student_notebook_replaces_solutions_and_strips_outputs():
         assert STUB in student.cells[i].metadata.tags and "solution" not in student.cells[i].metadata.tags
         assert leaks(nb.cells[i].source, student.cells[i].source) == []
     assert "mask = None" in student.cells[7].source and "start = None" not in student.cells[7].source
-    assert "Exercise 4.2 (A mask)" in student.cells[7].source
+    assert "Exercise 4.2 (9. Exercises)" in student.cells[7].source
 
 
 def test_book_view_folds_solutions():
