@@ -54,7 +54,7 @@ from .metrics import (
     psnr,
     ssim,
 )
-from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator
+from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, UnpairedDataset
 from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled

@@ -206,3 +206,17 @@ def compressed_sensing(
     else:
         raise ValueError(f"compressed_sensing: expected reg='wavelet' or 'tv', got {reg!r}")
     return _run_sigpy(masked_kspace, sens_maps, mask, make)
+
+
+def intensity_mapping(t1: torch.Tensor, reference: torch.Tensor, threshold: float = 0.02) -> torch.Tensor:
+    """A T1 -> T2 translation without learning: invert the T1 intensities inside the head and give
+    them the histogram of the reference T2 images' head intensities
+    (``skimage.exposure.match_histograms``). Images (N, 1, H, W), background <= ``threshold``."""
+    from skimage.exposure import match_histograms
+
+    ref = reference[reference > threshold].numpy()
+    out = torch.zeros_like(t1)
+    for i in range(len(t1)):
+        m = t1[i] > threshold
+        out[i][m] = torch.from_numpy(match_histograms(-t1[i][m].numpy(), ref)).to(t1.dtype)
+    return out

@@ -70,3 +70,33 @@ def test_cyclegan_step_is_finite_and_reduces_cycle_loss():
     assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in hist)
     assert hist[-1]["cycle"] < hist[0]["cycle"]
     assert model.translate(batch[0], "BA").shape == (2, 1, 32, 32)
+
+
+@pytest.mark.parametrize("n_layers,expected", [(1, 16), (2, 34), (3, 70)])
+def test_receptive_field(n_layers, expected):
+    from mricourse.models.cyclegan import receptive_field
+
+    assert receptive_field(mc.PatchDiscriminator(1, ndf=4, n_layers=n_layers, norm="none")) == expected
+
+
+def test_unpaired_dataset_draws_random_partners():
+    from mricourse.models.cyclegan import UnpairedDataset
+
+    ds = UnpairedDataset(torch.arange(4.0), torch.arange(100.0))
+    partners = {float(ds[0][1]) for _ in range(20)}
+    assert len(ds) == 4 and len(partners) > 5
+
+
+def test_intensity_mapping_matches_the_reference_histogram():
+    from mricourse.baselines import intensity_mapping
+
+    t1 = torch.zeros(2, 1, 8, 8)
+    t1[:, :, 2:6, 2:6] = torch.linspace(0.2, 1.0, 16).view(4, 4)
+    ref = torch.zeros(1, 1, 8, 8)
+    ref[..., 2:6, 2:6] = torch.linspace(0.5, 2.0, 16).view(4, 4)
+    out = intensity_mapping(t1, ref)
+    assert out[0, 0, 2, 2] > out[0, 0, 5, 5]  # inverted contrast
+    assert torch.allclose(out[0, 0, 2:6, 2:6].sort().values, ref[0, 0, 2:6, 2:6].sort().values) or torch.allclose(
+        out[0, 0, 2:6, 2:6].flatten().sort().values, ref[0, 0, 2:6, 2:6].flatten().sort().values
+    )
+    assert (out[..., :2, :] == 0).all()

@@ -23,16 +23,29 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from ..layers import PatchDiscriminator
 from ..profile import Profile
 
-__all__ = ["CycleGANConfig", "ResnetGenerator", "ImagePool", "CycleGAN", "lsgan_loss", "cycle_loss"]
+__all__ = [
+    "CycleGANConfig",
+    "ResnetGenerator",
+    "ImagePool",
+    "CycleGAN",
+    "UnpairedDataset",
+    "lsgan_loss",
+    "cycle_loss",
+    "receptive_field",
+]
 
 
 @dataclass
 class CycleGANConfig:
-    """Sizes and weights. ``paper()`` is Welander et al.'s setting (ngf 32, 9 residual blocks)."""
+    """Sizes and weights. ``paper()`` is Welander et al.'s setting (ngf 32, 9 residual blocks).
+
+    The identity loss (``G_AB(b) ~ b``) helps when both domains share colours; between T1 and T2,
+    whose contrasts are nearly inverted, it pulls the wrong way, so the presets switch it off."""
 
     in_chans: int = 1
     ngf: int = 32
@@ -40,7 +53,7 @@ class CycleGANConfig:
     ndf: int = 64
     n_layers: int = 3
     lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
+    lambda_identity: float = 0.0
     pool_size: int = 50
     lr: float = 2e-4
     beta1: float = 0.5
@@ -211,3 +224,34 @@ class CycleGAN(nn.Module):
         g.eval()
         device = next(g.parameters()).device
         return torch.cat([g(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+
+
+class UnpairedDataset(Dataset):
+    """Unpaired samples ``(a_i, b_j)``: item ``i`` of domain A with a random item of domain B,
+    drawn anew at every access, so no pairing can be learnt."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, seed: int = 0):
+        self.a, self.b = a, b
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, i: int):
+        j = int(torch.randint(len(self.b), (1,), generator=self.gen))
+        return self.a[i], self.b[j]
+
+
+def receptive_field(disc: nn.Module, size: int = 160) -> int:
+    """Measure a discriminator's receptive field: the width of the input region whose pixels
+    change the central logit (from the gradient; use a discriminator without normalisation)."""
+    x = torch.zeros(1, disc_in_chans(disc), size, size, requires_grad=True)
+    out = disc(x)
+    out[0, 0, out.shape[-2] // 2, out.shape[-1] // 2].backward()
+    cols = (x.grad[0].abs().sum((0, 1)) > 0).nonzero()
+    return int(cols.max() - cols.min() + 1)
+
+
+def disc_in_chans(disc: nn.Module) -> int:
+    """Number of input channels of a convolutional network (its first convolution's)."""
+    return next(m for m in disc.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))).in_channels
