@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 export PYTHONHASHSEED := 0
 
-.PHONY: install test lint unit nbval book-check book bench lab clean lock student student-check check-book
+.PHONY: install test lint unit nbval book-check book bench lab clean lock student student-check check-book browser
 
 install: $(STAMP)
 
@@ -52,8 +52,15 @@ book-check: $(STAMP)
 	  --path-output _build/smoke
 
 # every page of the smoke build in headless Chromium: images, solution toggles, Colab links
-check-book: book-check
+check-book: book-check browser
 	$(BIN)/python tests/browser/check_book.py _build/smoke/_build/html --screenshots _build/smoke/screenshots
+
+# headless Chromium for check-book (Debian's package; installed when missing)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium for the browser check"; $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 test: lint unit nbval student-check book-check check-book
 
