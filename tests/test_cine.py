@@ -1,0 +1,93 @@
+"""The dynamic cardiac phantom: determinism, shapes, anatomy that moves as a heart does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mricourse.data.cine import CINE_LABELS, cine_sequences, cine_subject, contraction
+
+L = CINE_LABELS
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return cine_subject(seed=3, index=1, size=64, frames=12)
+
+
+def test_shapes_types_and_normalisation(subject):
+    assert subject.image.shape == (12, 64, 64) and subject.image.dtype == torch.complex64
+    assert subject.labels.shape == (12, 64, 64) and subject.labels.dtype == torch.int16
+    assert 0.9 < float(subject.image.abs().flatten().quantile(0.995)) < 1.1
+    assert 50 <= subject.heart_rate <= 100 and abs(subject.rr - 60_000 / subject.heart_rate) < 1e-6
+    present = set(subject.labels.unique().tolist())
+    assert {L["rv"], L["myocardium"], L["lv"], L["lung"], L["liver"], L["spine"], L["aorta"], L["papillary"]} <= present
+
+
+def test_odd_sizes_and_frame_counts():
+    s = cine_subject(0, 0, size=(37, 45), frames=7)
+    assert s.image.shape == (7, 37, 45) and s.labels.shape == (7, 37, 45)
+    with pytest.raises(ValueError):
+        cine_subject(0, 0, size=8)
+    with pytest.raises(ValueError):
+        cine_subject(0, 0, frames=0)
+
+
+def test_deterministic_per_seed_and_index():
+    a, b = cine_subject(5, 2, size=48, frames=6), cine_subject(5, 2, size=48, frames=6)
+    assert torch.equal(a.image, b.image) and torch.equal(a.labels, b.labels)
+    c, d = cine_subject(5, 3, size=48, frames=6), cine_subject(6, 2, size=48, frames=6)
+    assert not torch.equal(a.image, c.image) and not torch.equal(a.image, d.image)
+    batch = cine_sequences(3, size=48, frames=6, seed=5, start=1)
+    assert torch.equal(batch["images"][1], a.image) and batch["subject"].tolist() == [1, 2, 3]
+    assert batch["images"].shape == (3, 6, 48, 48) and batch["heart_rate"].unique().numel() == 3
+
+
+def test_contraction_curve():
+    phase = torch.linspace(0, 1, 201)[:-1]
+    c = contraction(phase, systole=0.35)
+    assert float(c[0]) == 0 and abs(float(c.max()) - 1) < 1e-6
+    assert abs(float(phase[c.argmax()]) - 0.35) < 0.01  # end systole
+    assert float(contraction(torch.tensor([0.999]), 0.35)) < 0.01  # periodic: back to end diastole
+    assert (c >= 0).all() and (c <= 1).all()
+
+
+def test_heart_contracts_with_constant_myocardial_area():
+    s = cine_subject(1, 0, size=128, frames=20)
+    lab = s.labels
+    myo = ((lab == L["myocardium"]) | (lab == L["lesion"])).sum((1, 2)).float()
+    lv = ((lab == L["lv"]) | (lab == L["papillary"])).sum((1, 2)).float()
+    rv = (lab == L["rv"]).sum((1, 2)).float()
+    assert float(myo.max() / myo.min()) < 1.08  # constant myocardial area (up to pixelisation)
+    assert 0.4 < 1 - float(lv.min() / lv.max()) < 0.8  # ejection fraction by area
+    assert int(lv.argmax()) in (0, 19) and 3 <= int(lv.argmin()) <= 12  # end diastole at frame 0
+    assert float(rv.min() / rv.max()) < 0.8
+
+
+def test_static_anatomy_moves_only_with_breathing():
+    still = cine_subject(2, 0, size=64, frames=10)
+    breathing = cine_subject(2, 0, size=64, frames=10, breathing=True)
+    side = slice(0, 16)  # the patient's right quarter (x < -0.5): chest wall, lung, liver, far from the heart
+    assert (still.image[:, :, side] - still.image[:1, :, side]).abs().max() < 1e-6
+    assert (breathing.image[:, :, side] - breathing.image[:1, :, side]).abs().max() > 0.05
+    liver = (breathing.labels == L["liver"]).float()
+    rows = torch.arange(64).float().view(1, 64, 1)
+    centre = (liver * rows).sum((1, 2)) / liver.sum((1, 2))  # the liver's centre row per frame
+    assert float(centre.max() - centre.min()) > 0.5  # moves with the diaphragm
+
+
+def test_lesion_lies_in_the_myocardium():
+    s = cine_subject(4, 0, size=128, frames=8, lesion=True)
+    lesion = s.labels == L["lesion"]
+    assert (lesion.sum((1, 2)) > 0).all()
+    plain = cine_subject(4, 0, size=128, frames=8)
+    assert (plain.labels[lesion] == L["myocardium"]).float().mean() > 0.9
+    assert float(s.image.abs()[lesion].mean()) > 1.2 * float(plain.image.abs()[lesion].mean())  # brighter (oedema)
+
+
+def test_smooth_phase(subject):
+    phase = subject.image[0].angle()
+    body = subject.image[0].abs() > 0.2
+    dy = (phase[1:] - phase[:-1]).remainder(2 * torch.pi)
+    dy = torch.minimum(dy, 2 * torch.pi - dy)[body[1:] & body[:-1]]
+    assert float(dy.max()) < 0.5 and float(phase[body].std()) > 0.05  # varies, but smoothly
