@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import report
-from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps
+from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps, kt_compressed_sensing
 from .checks import (
     CheckFailed,
     check_adjoint,
@@ -28,7 +28,18 @@ from .checks import (
     check_score,
     check_warp,
 )
-from .data import CONTRASTS, Atlas, Subject, brain_slices, load_atlas, make_subject
+from .data import (
+    CINE_LABELS,
+    CONTRASTS,
+    Atlas,
+    CineSubject,
+    Subject,
+    brain_slices,
+    cine_sequences,
+    cine_subject,
+    load_atlas,
+    make_subject,
+)
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
 from .losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
@@ -54,6 +65,7 @@ from .metrics import (
     psnr,
     ssim,
 )
+from .models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
 from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, UnpairedDataset
 from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step

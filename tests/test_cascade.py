@@ -177,3 +177,12 @@ def test_space_time_conv_is_a_3d_convolution(circular, frames):
         ref = torch.nn.functional.conv3d(x, conv.weight, conv.bias, padding=1)
     assert conv(x).shape == (2, 4, frames, 7, 6)
     assert torch.allclose(conv(x), ref, atol=1e-5)
+
+
+def test_iterates_start_zero_filled_and_end_with_the_output():
+    torch.manual_seed(0)
+    net = CascadeNet(CascadeConfig.smoke(3))
+    image, mask, k0 = _problem(1, 4, 10, 12)
+    steps = net.iterates(k0, mask)
+    assert len(steps) == net.cfg.num_cascades + 1
+    assert torch.allclose(steps[0], mc.ifft2c(k0)) and torch.allclose(steps[-1], net(k0, mask))

@@ -166,7 +166,9 @@ def _signals(p: dict) -> dict[str, float]:
     return out
 
 
-def _render(p: dict, frames: int, size: tuple[int, int], fov: float, breathing: bool, lesion: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _render(
+    p: dict, frames: int, size: tuple[int, int], fov: float, breathing: bool, lesion: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Magnitude (T, H, W) float32 and labels (T, H, W) int16 of one subject."""
     h, w = size
     scale = max(h, w) / 2 / fov  # pixels per normalised unit: the longer side spans 2 fov
@@ -200,7 +202,9 @@ def _render(p: dict, frames: int, size: tuple[int, int], fov: float, breathing: 
     paint(_sdf_ellipse(x, y, 0.0, bcy, ba - p["fat"], bb - p["fat"]), sig["muscle"], L["soft_tissue"])
     ca, cb = ba - p["fat"] - p["muscle"], bb - p["fat"] - p["muscle"]
     cavity = paint(_sdf_ellipse(x, y, 0.0, bcy, ca, cb), sig["mediastinum"], L["soft_tissue"])
-    paint(_sdf_ellipse(x, y, 0.0, bcy - bb + p["fat"] + 0.5 * p["muscle"], 0.07, 0.6 * p["muscle"]), sig["marrow"], L["soft_tissue"])
+    paint(
+        _sdf_ellipse(x, y, 0.0, bcy - bb + p["fat"] + 0.5 * p["muscle"], 0.07, 0.6 * p["muscle"]), sig["marrow"], L["soft_tissue"]
+    )
     # lungs (with vessels), liver under the right hemidiaphragm
     lungs = []
     for sx in (-1, 1):
@@ -208,7 +212,12 @@ def _render(p: dict, frames: int, size: tuple[int, int], fov: float, breathing: 
         lungs.append(paint(_sdf_ellipse(x, y, lcx, lcy, la, lb, 0.1 * sx), sig["lung"], L["lung"], within=cavity))
         for vx, vy, vr in p["vessels"][(sx + 1) // 2 :: 2]:
             r = 0.006 + 0.012 * vr
-            paint(_sdf_circle(x, y, lcx + (vx - 0.5) * 1.3 * la, lcy + (vy - 0.5) * 1.5 * lb, r), 0.5 * sig["blood"], L["lung"], lungs[-1])
+            paint(
+                _sdf_circle(x, y, lcx + (vx - 0.5) * 1.3 * la, lcy + (vy - 0.5) * 1.5 * lb, r),
+                0.5 * sig["blood"],
+                L["lung"],
+                lungs[-1],
+            )
     liver_y = 0.42 * cb + 0.05 + 0.04 * resp
     paint(_sdf_ellipse(x, y, -0.45 * ca, liver_y + 0.25, 0.55 * ca, 0.45, 0.3), sig["liver"], L["liver"], within=cavity)
     # spine and aorta at the back
@@ -238,7 +247,10 @@ def _render(p: dict, frames: int, size: tuple[int, int], fov: float, breathing: 
     rcx, rcy = off * math.cos(p["rv_angle"]), off * math.sin(p["rv_angle"])
     zero = torch.zeros(())
     fat_w, wall = p["epi_fat"], p["rv_wall"]
-    env = torch.minimum(_sdf_ellipse(u, v, rcx, rcy, ra + wall + fat_w, rb + wall + fat_w, p["rv_angle"]), _sdf_circle(u, v, zero, zero, r_epi + fat_w))
+    env = torch.minimum(
+        _sdf_ellipse(u, v, rcx, rcy, ra + wall + fat_w, rb + wall + fat_w, p["rv_angle"]),
+        _sdf_circle(u, v, zero, zero, r_epi + fat_w),
+    )
     paint(env, sig["fat"], L["soft_tissue"])
     paint(_sdf_ellipse(u, v, rcx, rcy, ra + wall, rb + wall, p["rv_angle"]), sig["myocardium"], L["soft_tissue"])
     paint(_sdf_ellipse(u, v, rcx, rcy, ra, rb, p["rv_angle"]), sig["blood"], L["rv"])
@@ -246,7 +258,11 @@ def _render(p: dict, frames: int, size: tuple[int, int], fov: float, breathing: 
     pool = paint(_sdf_circle(u, v, zero, zero, r_endo), sig["blood"], L["lv"])
     for a in p["pap_angles"]:
         rp = p["pap_radius"]
-        paint(_sdf_circle(u, v, (r_endo - 0.8 * rp) * math.cos(a), (r_endo - 0.8 * rp) * math.sin(a), rp), sig["myocardium"], L["papillary"])
+        paint(
+            _sdf_circle(u, v, (r_endo - 0.8 * rp) * math.cos(a), (r_endo - 0.8 * rp) * math.sin(a), rp),
+            sig["myocardium"],
+            L["papillary"],
+        )
     if lesion:
         rm, th = 0.5 * (r_endo + r_epi), p["lesion_angle"]
         d = _sdf_circle(u, v, rm * math.cos(th), rm * math.sin(th), 0.45 * (r_epi - r_endo))

@@ -32,7 +32,9 @@ from ..fft import fft2c, from_channels, ifft2c, to_channels
 __all__ = ["CascadeConfig", "CascadeNet", "DataConsistency", "SpaceTimeConv", "data_consistency", "data_sharing"]
 
 
-def data_consistency(kspace: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, noise_lvl: float | torch.Tensor | None = None) -> torch.Tensor:
+def data_consistency(
+    kspace: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, noise_lvl: float | torch.Tensor | None = None
+) -> torch.Tensor:
     """Data consistency in k-space: ``(1 - m) k + m (k + v k0) / (1 + v)``; ``v = None``: ``(1 - m) k + m k0``.
 
     Args:
@@ -211,7 +213,9 @@ class CascadeNet(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or CascadeConfig()
         in_chans = 2 * max(len(cfg.sharing), 1)
-        self.cnns = nn.ModuleList([conv_stack(in_chans, 2, cfg.chans, cfg.num_convs, cfg.dims, cfg.circular) for _ in range(cfg.num_cascades)])
+        self.cnns = nn.ModuleList(
+            [conv_stack(in_chans, 2, cfg.chans, cfg.num_convs, cfg.dims, cfg.circular) for _ in range(cfg.num_cascades)]
+        )
         self.dcs = nn.ModuleList([DataConsistency(cfg.noise_lvl, cfg.learn_noise_lvl) for _ in range(cfg.num_cascades)])
 
     def cnn_input(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -225,7 +229,8 @@ class CascadeNet(nn.Module):
         shared = [x if d == 0 else ifft2c(data_sharing(k, mask, d, self.cfg.circular)) for d in self.cfg.sharing]
         return to_channels(torch.stack(shared, 1))  # (B, 2 * len(sharing), T, H, W)
 
-    def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def iterates(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """The zero-filled image and the image after each cascade: ``num_cascades + 1`` of (B, T, H, W)."""
         if masked_kspace.ndim != 4 or not masked_kspace.is_complex():
             raise TypeError(
                 f"CascadeNet: expected complex k-space (B, T, H, W), got {masked_kspace.dtype} {tuple(masked_kspace.shape)}"
@@ -233,8 +238,13 @@ class CascadeNet(nn.Module):
         b, t, h, w = masked_kspace.shape
         mask = mask.to(masked_kspace.real.dtype)
         x = ifft2c(masked_kspace)  # zero-filled start, (B, T, H, W)
+        out = [x]
         for cnn, dc in zip(self.cnns, self.dcs):
             residual = from_channels(cnn(self.cnn_input(x, mask)))  # (B*T, 1, H, W) or (B, 1, T, H, W)
-            x = x + residual.reshape(b, t, h, w)
-            x = dc(x, masked_kspace, mask)
-        return x
+            x = x + residual.reshape(b, t, h, w)  # x <- x + CNN(x)
+            x = dc(x, masked_kspace, mask)  # k-space of x <- the measurement where sampled
+            out.append(x)
+        return out
+
+    def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.iterates(masked_kspace, mask)[-1]
