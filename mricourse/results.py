@@ -25,16 +25,19 @@ from .utils import atomic_write
 __all__ = ["results_dir", "save_results", "load_results", "Stopwatch", "environment"]
 
 
+def _course_root() -> Path:
+    """The repository root above the current directory (where ``_toc.yml`` is), else the cwd."""
+    here = Path.cwd()
+    return next((p for p in [here, *here.parents] if (p / "_toc.yml").exists()), here)
+
+
 def results_dir() -> Path:
-    """``$MRICOURSE_RESULTS`` or ``_build/results`` in the current directory's repository root."""
+    """``$MRICOURSE_RESULTS`` (a relative path is taken from the repository root, since notebooks
+    run in ``notebooks/``), else ``_build/results`` in the repository root."""
     env = os.environ.get("MRICOURSE_RESULTS")
     if env:
-        return Path(env)
-    here = Path.cwd()
-    for p in [here, *here.parents]:
-        if (p / "_toc.yml").exists():
-            return p / "_build" / "results"
-    return here / "_build" / "results"
+        return Path(env) if Path(env).is_absolute() else _course_root() / env
+    return _course_root() / "_build" / "results"
 
 
 class Stopwatch:

@@ -37,3 +37,11 @@ def test_lock_pins_torch_and_jupyter_book_1():
     assert pins["torch"] == "2.13.0"
     assert pins["jupyter-book"].startswith("1.")
     assert "torchvision" not in pins
+
+
+def test_api_docstrings_are_escaped_for_restructuredtext():
+    from mricourse.sphinx_ext import _escape
+
+    assert _escape("(B, C, *spatial) and x * y") == r"(B, C, \*spatial) and x \* y"
+    assert _escape("``a*b`` and **bold**") == "``a*b`` and **bold**"
+    assert _escape("mean |F(G(x)) - x|") == r"mean \|F(G(x)) - x\|"

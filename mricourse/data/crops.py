@@ -23,7 +23,7 @@ def zscore_brain(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class RandomCrops3D(Dataset):
-    """Random ``crop``^3 patches of (C, D, H, W) volumes and their (1, D, H, W) class maps.
+    """Random cubic patches (``crop`` voxels a side) of (C, D, H, W) volumes and their (1, D, H, W) class maps.
 
     With probability ``p_lesion`` a crop is centred (with jitter) on a random lesion voxel, else
     placed uniformly. With ``augment``: random flips along each axis and, per channel, a random
