@@ -1,0 +1,143 @@
+"""Torch ``Dataset``s over generated or real files: slices, k-space, volumes, registration pairs.
+
+Every item is a dict of tensors (plus names), so a chapter's step picks what it needs:
+
+- :class:`SliceData`: 2D slices from :func:`~mricourse.data.slices.brain_slices` or a ``slices``
+  npz file: ``image`` (C, H, W), ``label`` (1, H, W), ``subject``.
+- :class:`FastMRISlices`: one slice of a fastMRI HDF5 file: ``kspace`` complex (coils, H, W),
+  ``target`` (h, w), ``max``, ``mask`` if the file has one, ``fname``, ``slice``.
+- :class:`BratsVolumes`: a BraTS case: ``image`` (4, D, H, W) z-scored over the brain,
+  ``seg`` (D, H, W) with BraTS labels mapped to classes 0-3 (4 -> 3), ``case``.
+- :class:`NiftiVolumes`: any list of NIfTI files: ``image`` (1, D, H, W), ``name``.
+- :class:`RegistrationPairs`: random (moving, fixed) pairs of images with their labels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .crops import zscore_brain
+from .fastmri import check_fastmri_file, read_fastmri
+from .nifti import read_brats_case, read_nifti
+
+__all__ = ["SliceData", "FastMRISlices", "BratsVolumes", "NiftiVolumes", "RegistrationPairs"]
+
+
+class SliceData(Dataset):
+    """2D slices held in memory: a :func:`brain_slices` dict or the path of a ``slices`` npz."""
+
+    def __init__(self, data):
+        if isinstance(data, (str, Path)):
+            path = Path(data)
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no slices file; make it with python data_scripts/make_data.py slices")
+            with np.load(path) as z:
+                data = {
+                    k: torch.from_numpy(z[k].astype(np.float32 if k == "images" else np.int64))
+                    for k in ("images", "labels", "subject")
+                }
+        self.images, self.labels, self.subject = data["images"].float(), data["labels"].long(), data["subject"].long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": self.labels[i], "subject": self.subject[i]}
+
+
+class FastMRISlices(Dataset):
+    """Slices of the fastMRI HDF5 files in ``root`` (real or simulated), indexed once."""
+
+    def __init__(self, root, transform=None):
+        root = Path(root)
+        files = sorted(root.glob("*.h5")) if root.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"{root}: no fastMRI .h5 files; make them with python data_scripts/make_data.py fastmri")
+        self.samples = [(f, s) for f in files for s in range(check_fastmri_file(f)["slices"])]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        fname, s = self.samples[i]
+        d = read_fastmri(fname, slices=s)
+        kspace = d["kspace"] if d["multicoil"] else d["kspace"][None]  # (coils, H, W)
+        item = {"kspace": kspace, "max": float(d["attrs"].get("max", 0.0)), "fname": fname.name, "slice": s}
+        if d["target"] is not None:
+            item["target"] = d["target"]
+        if d["mask"] is not None:
+            item["mask"] = d["mask"]
+        return self.transform(item) if self.transform else item
+
+
+class BratsVolumes(Dataset):
+    """BraTS case folders under ``root``; ``seg`` classes 0 background, 1 necrosis, 2 oedema, 3 enhancing."""
+
+    def __init__(self, root, normalize: bool = True):
+        root = Path(root)
+        self.cases = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+        if not self.cases:
+            raise FileNotFoundError(f"{root}: no BraTS case folders; make them with python data_scripts/make_data.py brats")
+        self.normalize = normalize
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i: int) -> dict:
+        c = read_brats_case(self.cases[i])
+        image = torch.from_numpy(c["image"])
+        if self.normalize:
+            image = zscore_brain(image, image.abs().sum(0) > 0)
+        item = {"image": image, "case": c["case"]}
+        if c["seg"] is not None:
+            seg = torch.from_numpy(c["seg"])
+            item["seg"] = torch.where(seg == 4, torch.tensor(3), seg)
+        return item
+
+
+class NiftiVolumes(Dataset):
+    """3D NIfTI files (e.g. one IXI contrast), scaled so the 99.5th percentile of non-zero voxels is 1."""
+
+    def __init__(self, files):
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise FileNotFoundError("NiftiVolumes: no files given; make them with python data_scripts/make_data.py ixi")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        vol = torch.from_numpy(read_nifti(self.files[i], hint="ixi")[0])
+        nz = vol[vol > 0]
+        scale = torch.quantile(nz[:: max(1, nz.numel() // 100000)], 0.995) if nz.numel() else torch.tensor(1.0)
+        return {"image": (vol / scale)[None], "name": self.files[i].name}
+
+
+class RegistrationPairs(Dataset):
+    """``length`` random (moving, fixed) pairs of distinct items of ``images`` (N, C, *spatial)
+    with their ``labels``, drawn once from ``seed``; or every item against ``atlas`` (fixed)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, length: int | None = None, seed: int = 0, atlas=None):
+        if len(images) != len(labels) or (len(images) < 2 and atlas is None):
+            raise ValueError(f"RegistrationPairs: expected >= 2 images with as many labels, got {len(images)} and {len(labels)}")
+        self.images, self.labels, self.atlas = images, labels, atlas
+        n = len(images)
+        rng = np.random.default_rng(seed)
+        if atlas is not None:
+            self.pairs = [(i, -1) for i in range(n)]
+        else:
+            first = rng.integers(0, n, length or n)
+            self.pairs = [(int(a), int((a + rng.integers(1, n)) % n)) for a in first]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        a, b = self.pairs[i]
+        fixed, fixed_label = self.atlas if b < 0 else (self.images[b], self.labels[b])
+        return {"moving": self.images[a], "fixed": fixed, "moving_label": self.labels[a], "fixed_label": fixed_label}

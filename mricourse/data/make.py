@@ -1,0 +1,204 @@
+"""Write the course data sets to ``$MRICOURSE_DATA`` in the real formats, sized per profile.
+
+Data sets (one folder each, with a ``manifest.json``):
+
+- ``slices``: digital-brain axial slices (npz: images float16, labels, subject), train and test.
+- ``ixi``: volumes in the IXI layout (``IXI-T1/IXI002-Guys-0828-T1.nii.gz``, T2, PD; HH is 3 T,
+  Guys and IOP 1.5 T) plus ``ground_truth/`` tissue labels and displacements from the atlas.
+- ``brats``: skull-stripped tumour cases in the BraTS 2021 layout (t1, t1ce, t2, flair, seg).
+- ``fastmri``: multi-coil brain k-space in fastMRI HDF5 (``multicoil_train``, ``multicoil_val``).
+
+``ensure_dataset(name)`` returns the folder, generating it first if it is missing or was made with
+other parameters; ``data_scripts/make_data.py`` is the command line over the same functions.
+Other modules add data sets by registering in :data:`DATASETS`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..profile import profile as get_profile
+from .brain import make_subject
+from .fastmri import ACQUISITIONS, write_fastmri
+from .kspace import multicoil_kspace
+from .nifti import ixi_name, write_brats_case, write_nifti
+from .slices import brain_slices
+from .store import data_dir, manifest_is_valid, read_manifest, write_manifest
+
+__all__ = ["DATASETS", "dataset_params", "make_dataset", "ensure_dataset"]
+
+#: per data set: sizes per profile, and the function that writes it into a folder
+DATASETS: dict[str, dict] = {}
+
+
+def register(name: str, sizes: dict[str, dict]) -> Callable:
+    """Decorator: register ``fn(folder, **params) -> list of files`` with per-profile ``sizes``."""
+
+    def deco(fn):
+        DATASETS[name] = {"sizes": sizes, "make": fn}
+        return fn
+
+    return deco
+
+
+def dataset_params(name: str, profile: str | None = None, seed: int = 0, **overrides) -> dict:
+    """The parameters of data set ``name`` in ``profile`` (default: the active profile)."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
+    prof = get_profile(profile).name
+    return {**DATASETS[name]["sizes"][prof], "seed": int(seed), **overrides}
+
+
+def make_dataset(name: str, params: dict, root=None, force: bool = False, verbose: bool = True) -> Path:
+    """Write data set ``name`` with ``params`` to ``root/name`` (reused if its manifest matches).
+
+    The data set is built in a hidden sibling folder and renamed into place when complete, so an
+    interrupted run leaves nothing that looks finished.
+    """
+    root = Path(root) if root is not None else data_dir()
+    folder = root / name
+    if not force and manifest_is_valid(folder, params):
+        if verbose:
+            print(f"{name}: reusing {folder}")
+        return folder
+    partial = root / f".{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    t0 = time.perf_counter()
+    files = DATASETS[name]["make"](partial, **params)
+    seconds = time.perf_counter() - t0
+    write_manifest(partial, name, params, files, extra={"seconds": round(seconds, 2)})
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    if verbose:
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        print(f"{name}: wrote {len(files)} files, {size / 1e6:.1f} MB in {seconds:.1f} s to {folder}")
+    return folder
+
+
+def ensure_dataset(name: str, profile: str | None = None, root=None, seed: int = 0, **overrides) -> Path:
+    """The folder of data set ``name`` for ``profile``, generated first if it is missing."""
+    return make_dataset(name, dataset_params(name, profile, seed, **overrides), root)
+
+
+def manifest(name: str, root=None) -> dict | None:
+    """The manifest of a data set on disk (None if absent)."""
+    return read_manifest((Path(root) if root else data_dir()) / name)
+
+
+# ---------------------------------------------------------------------------------- data sets
+
+
+@register(
+    "slices",
+    {
+        "smoke": dict(train=16, test=8, size=64, contrasts=["T1w", "T2w"]),
+        "cpu": dict(train=528, test=64, size=128, contrasts=["T1w", "T2w"]),
+        "gpu": dict(train=2000, test=200, size=128, contrasts=["T1w", "T2w", "PDw", "FLAIR"]),
+    },
+)
+def _slices(folder: Path, train: int, test: int, size: int, contrasts, seed: int) -> list[Path]:
+    files = []
+    for split, n, start in (("train", train, 0), ("test", test, train)):  # distinct subjects
+        d = brain_slices(n, contrasts=tuple(contrasts), size=size, seed=seed, start=start)
+        path = folder / f"{split}.npz"
+        np.savez_compressed(
+            path,
+            images=d["images"].numpy().astype(np.float16),
+            labels=d["labels"].numpy().astype(np.uint8),
+            subject=d["subject"].numpy(),
+            contrasts=np.array(contrasts),
+        )
+        files.append(path)
+    return files
+
+
+_IXI_SITES = (("Guys", 1.5), ("HH", 3.0), ("IOP", 1.5))
+
+
+@register(
+    "ixi",
+    {
+        "smoke": dict(subjects=2, resolution=4.0, noise=0.02),
+        "cpu": dict(subjects=16, resolution=2.0, noise=0.02),
+        "gpu": dict(subjects=100, resolution=1.0, noise=0.02),
+    },
+)
+def _ixi(folder: Path, subjects: int, resolution: float, noise: float, seed: int) -> list[Path]:
+    files = []
+    for i in range(subjects):
+        site, field = _IXI_SITES[i % 3]
+        s = make_subject(seed * 100003 + i, resolution=resolution, field=field)
+        sid, scan = 2 + i, 1000 + (seed * 7919 + i * 37) % 9000
+        for contrast, tag in (("T1w", "T1"), ("T2w", "T2"), ("PDw", "PD")):
+            img = s.image(contrast, noise=noise)
+            path = folder / f"IXI-{tag}" / ixi_name(sid, site, scan, tag)
+            files.append(write_nifti(path, img / np.percentile(img[s.mask], 99.5) * 1000, s.affine))
+        stem = ixi_name(sid, site, scan, "T1").replace("-T1.nii.gz", "")
+        files.append(write_nifti(folder / "ground_truth" / f"{stem}-labels.nii.gz", s.labels, s.affine, np.uint8))
+        path = folder / "ground_truth" / f"{stem}-displacement.npz"
+        np.savez_compressed(path, displacement=s.displacement, affine=s.affine)
+        files.append(path)
+    return files
+
+
+@register(
+    "brats",
+    {
+        "smoke": dict(cases=2, resolution=4.0, noise=0.02),
+        "cpu": dict(cases=24, resolution=2.0, noise=0.02),
+        "gpu": dict(cases=200, resolution=1.0, noise=0.02),
+    },
+)
+def _brats(folder: Path, cases: int, resolution: float, noise: float, seed: int) -> list[Path]:
+    files = []
+    for i in range(cases):
+        s = make_subject(seed * 100003 + 50000 + i, resolution=resolution, tumour=True, field=(1.5, 3.0)[i % 2])
+        mask = s.mask
+        images = {}
+        for m, contrast in (("t1", "T1w"), ("t1ce", "T1w+c"), ("t2", "T2w"), ("flair", "FLAIR")):
+            img = s.image(contrast, noise=noise)
+            images[m] = np.where(mask, img / np.percentile(img[mask], 99.5) * 1000, 0)  # skull-stripped like BraTS
+        case = f"BraTS2021_{i:05d}"
+        d = write_brats_case(folder, case, images, np.where(mask, s.brats, 0), s.affine)
+        files += sorted(d.iterdir())
+    return files
+
+
+@register(
+    "fastmri",
+    {
+        "smoke": dict(train=2, val=1, slices=4, size=64, coils=4, oversample=2, snr=40.0, contrasts=["T2w"]),
+        "cpu": dict(train=20, val=5, slices=8, size=128, coils=8, oversample=1, snr=40.0, contrasts=["T2w"]),
+        "gpu": dict(
+            train=80, val=20, slices=8, size=160, coils=8, oversample=2, snr=40.0, contrasts=["T1w", "T1w+c", "T2w", "FLAIR"]
+        ),
+    },
+)
+def _fastmri(
+    folder: Path, train: int, val: int, slices: int, size: int, coils: int, oversample: int, snr: float, contrasts, seed: int
+) -> list[Path]:
+    files = []
+    for split, n, start in (("multicoil_train", train, 0), ("multicoil_val", val, train)):
+        for i in range(start, start + n):
+            contrast = contrasts[i % len(contrasts)]
+            d = brain_slices(1, contrasts=(contrast,), size=size, slices_per_subject=slices, seed=seed, start=i)
+            sim = multicoil_kspace(d["images"][:, 0], num_coils=coils, snr=snr, seed=seed * 100003 + i, oversample=oversample)
+            acq = ACQUISITIONS[contrast]
+            path = folder / split / f"file_brain_{acq}_{200 + i % 7}_{6000 + i}.h5"
+            files.append(
+                write_fastmri(
+                    path,
+                    sim["kspace"],
+                    sim["target"],
+                    acquisition=acq,
+                    patient_id=f"sim{seed:03d}{i:05d}",
+                    attrs={"contrast": contrast},
+                )
+            )
+    return files
