@@ -73,7 +73,7 @@ def espirit_maps(
     calib_size: tuple[int, int] | None = None,
     kernel_size: int = 6,
     thresh: float = 0.02,
-    crop: float = 0.95,
+    crop: float = 0.8,
 ) -> torch.Tensor:
     """ESPIRiT coil sensitivities from the fully sampled centre of k-space.
 
@@ -92,7 +92,10 @@ def espirit_maps(
             ``(min(H, 64), acs_width)``.
         kernel_size: the kernel size, clipped so that it fits at least 3 times across the
             calibration region (5 centre columns at 8x give 3-column kernels).
-        thresh, crop: singular-value and eigenvalue thresholds (sigpy's defaults).
+        thresh: keep singular vectors above ``thresh * s_max`` (sigpy's default).
+        crop: zero the maps where the top eigenvalue is below ``crop``. sigpy's default 0.95 also
+            crops the edge of the head where the field of view wraps, and CG-SENSE then turns the
+            signal it cannot explain there into stripes; 0.8 keeps it.
 
     Returns:
         (B, coils, H, W) complex64 maps, sum over coils of ``|S|^2`` = 1 inside the object.
