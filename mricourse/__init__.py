@@ -27,6 +27,7 @@ from .checks import (
     check_metric,
     check_score,
     check_warp,
+    check_weighting,
 )
 from .data import (
     CINE_LABELS,

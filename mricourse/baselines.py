@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from .fft import ifft2c
+from .fft import fft2c, ifft2c
 
 __all__ = ["espirit_maps", "cg_sense", "compressed_sensing", "kt_compressed_sensing", "acs_width"]
 
@@ -50,6 +50,15 @@ def _mask_2d(mask: torch.Tensor, kspace: torch.Tensor) -> torch.Tensor:
     except RuntimeError:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast against k-space {tuple(kspace.shape)}") from None
     return m[:, 0]
+
+
+def _pad_centre(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad the last two dims to ``shape``, centre to centre (index n // 2 stays the centre)."""
+    h, w = x.shape[-2:]
+    out = x.new_zeros(*x.shape[:-2], *shape)
+    y0, x0 = shape[0] // 2 - h // 2, shape[1] // 2 - w // 2
+    out[..., y0 : y0 + h, x0 : x0 + w] = x
+    return out
 
 
 def acs_width(mask: torch.Tensor) -> int:
@@ -120,13 +129,14 @@ def espirit_maps(
         evals, v = torch.linalg.eigh((mat.conj().T @ mat).to(torch.complex128))
         keep = evals.clamp_min(0).sqrt() > thresh * evals.max().clamp_min(0).sqrt()
         kernels = v[:, keep].T.conj().to(torch.complex64).reshape(-1, nc, kh, kw)  # (nk, coils, kh, kw)
-        gram = torch.zeros(h, w, nc, nc, dtype=torch.complex64, device=out.device)
-        for chunk in kernels.split(16):
-            padded = torch.zeros(len(chunk), nc, h, w, dtype=torch.complex64, device=out.device)
-            padded[..., h // 2 - kh // 2 : h // 2 - kh // 2 + kh, w // 2 - kw // 2 : w // 2 - kw // 2 + kw] = chunk
-            g = ifft2c(padded) * math.sqrt(h * w / (kh * kw))  # (nk, coils, H, W)
-            g = g.permute(2, 3, 1, 0)  # (H, W, coils, nk)
-            gram += g @ g.conj().transpose(-1, -2)
+        # G(r) = sum_j g_j(r) g_j(r)^H is a trigonometric polynomial with frequencies |q| < kernel size:
+        # compute it on a (2 kh, 2 kw) grid, then interpolate it exactly by zero-padding its spectrum
+        sh, sw = min(2 * kh, h), min(2 * kw, w)
+        g = ifft2c(_pad_centre(kernels, (sh, sw))) * math.sqrt(sh * sw / (kh * kw))  # (nk, coils, sh, sw)
+        g = g.permute(2, 3, 1, 0)  # (sh, sw, coils, nk)
+        small = (g @ g.conj().transpose(-1, -2)).permute(2, 3, 0, 1)  # (coils, coils, sh, sw)
+        gram = ifft2c(_pad_centre(fft2c(small), (h, w))) * math.sqrt(h * w / (sh * sw))  # (coils, coils, H, W)
+        gram = gram.permute(2, 3, 0, 1)  # (H, W, coils, coils)
         evals, evecs = torch.linalg.eigh(gram)  # ascending eigenvalues
         maps = evecs[..., -1].permute(2, 0, 1)  # (coils, H, W)
         maps = maps * (maps[0].conj() / maps[0].abs().clamp_min(1e-12))

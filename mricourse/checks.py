@@ -24,6 +24,8 @@ from .layers import warp as _warp
 from .masks import acceleration as _acceleration
 from .masks import center_mask
 from .physics import adjoint_inner_products
+from .signal import spin_echo as _spin_echo
+from .signal import tissue as _tissue
 
 __all__ = [
     "CheckFailed",
@@ -35,6 +37,7 @@ __all__ = [
     "check_score",
     "check_warp",
     "check_close",
+    "check_weighting",
 ]
 
 
@@ -412,3 +415,68 @@ def check_close(value, expected, name: str = "your result", rtol: float = 1e-4, 
     raise CheckFailed(
         f"{name} differs from the expected result by up to {err:.3g} (tolerance rtol={rtol:g}, atol={atol:g}){hint}"
     )
+
+
+#: What each spin-echo weighting needs, and why: (TR range, TE range, tissue order), times in ms.
+_WEIGHTINGS = {
+    "T1w": dict(tr=(300, 800), te=(0, 30), order=("wm", "gm", "csf")),
+    "T2w": dict(tr=(2000, float("inf")), te=(60, 200), order=("csf", "gm", "wm")),
+    "PDw": dict(tr=(2000, float("inf")), te=(0, 30), order=("gm", "wm")),  # CSF recovers slowly: anywhere
+}
+
+
+def check_weighting(tr, te, weighting: str, field: float = 1.5) -> None:
+    """Check a spin-echo TR and TE (ms) for a weighting ('T1w', 'T2w' or 'PDw') at ``field`` T.
+
+    The brain tissues' signals (``mc.spin_echo`` with ``mc.tissue`` values) must come in the
+    weighting's order (T1w: WM > GM > CSF; T2w: CSF > GM > WM; PDw: GM > WM), and TR and TE must lie in
+    the ranges where the *other* relaxation time no longer matters (T1w: TR 300-800, TE <= 30;
+    T2w: TR >= 2000, TE 60-200; PDw: TR >= 2000, TE <= 30). A wrong choice is told what it weights.
+    """
+    _require_done(tr, "TR")
+    _require_done(te, "TE")
+    if weighting not in _WEIGHTINGS:
+        raise ValueError(f"check_weighting: expected weighting one of {sorted(_WEIGHTINGS)}, got {weighting!r}")
+    try:
+        tr, te = float(tr), float(te)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"TR and TE: expected two numbers in ms, got {tr!r} and {te!r}") from None
+    if not (0 < te < tr):
+        raise CheckFailed(
+            f"TR = {tr:g} ms, TE = {te:g} ms: the echo must come after the excitation and before the next one (0 < TE < TR)"
+        )
+    sig = {}
+    for name in ("csf", "gm", "wm"):
+        t = _tissue(name, field)
+        sig[name] = float(_spin_echo(t.pd, t.t1, t.t2, tr, te))
+    order = tuple(sorted(sig, key=sig.get, reverse=True))
+    shown = ", ".join(f"{n.upper()} {sig[n]:.3f}" for n in order)
+    want = _WEIGHTINGS[weighting]
+    (tr_lo, tr_hi), (te_lo, te_hi) = want["tr"], want["te"]
+    problems = []
+    if tr < tr_lo:
+        problems.append(
+            f"TR = {tr:g} ms is short: tissues with a long T1 (CSF, T1 {_tissue('csf', field).t1:g} ms) have not recovered "
+            f"before the next excitation, so T1 differences still show (T1 weighting); use TR >= {tr_lo:g} ms"
+        )
+    if tr > tr_hi:
+        problems.append(
+            f"TR = {tr:g} ms is long: every tissue recovers fully and the T1 contrast you want is gone; use TR <= {tr_hi:g} ms"
+        )
+    if te < te_lo:
+        problems.append(
+            f"TE = {te:g} ms is short: little T2 decay has happened yet, so T2 differences barely show; use TE >= {te_lo:g} ms"
+        )
+    if te > te_hi:
+        what = "the T2 decay now dominates (T2 weighting)" if weighting != "T2w" else "almost all signal has decayed (poor SNR)"
+        problems.append(f"TE = {te:g} ms is long: {what}; use TE <= {te_hi:g} ms")
+    if any(sig[a] <= sig[b] for a, b in zip(want["order"], want["order"][1:])):
+        problems.append(
+            f"the tissues come out as {' > '.join(n.upper() for n in order)}, a {weighting} image has "
+            f"{' > '.join(n.upper() for n in want['order'])}"
+        )
+    if problems:
+        raise CheckFailed(
+            f"TR {tr:g} ms, TE {te:g} ms is not {weighting} at {field:g} T (signals: {shown}):\n  - " + "\n  - ".join(problems)
+        )
+    _ok(f"TR {tr:g} ms, TE {te:g} ms gives a {weighting} spin echo at {field:g} T: {shown}")

@@ -625,3 +625,23 @@ def test_colab_provided_packages_are_not_pinned_in_any_extra():
 
 def test_python_version_is_supported():
     assert sys.version_info >= (3, 10)
+
+
+def test_check_weighting(capsys):
+    mc.check_weighting(4000, 100, "T2w")
+    mc.check_weighting(500, 15, "T1w")
+    mc.check_weighting(3000, 15, "PDw")  # CSF has not fully recovered: only GM > WM is asked
+    assert capsys.readouterr().out.count("\N{CHECK MARK}") == 3
+    with pytest.raises(mc.CheckFailed, match=r"TR = 500 ms is short.*\n.*TE = 15 ms is short.*\n.*WM > GM > CSF"):
+        mc.check_weighting(500, 15, "T2w")
+    with pytest.raises(mc.CheckFailed, match="TE = 100 ms is long: the T2 decay now dominates"):
+        mc.check_weighting(500, 100, "T1w")
+    with pytest.raises(mc.CheckFailed, match="0 < TE < TR"):
+        mc.check_weighting(50, 100, "T1w")
+    with pytest.raises(mc.CheckFailed, match="two numbers"):
+        mc.check_weighting("long", 100, "T2w")
+    with pytest.raises(NotImplementedError):
+        mc.check_weighting(None, 100, "T2w")
+    with pytest.raises(ValueError, match="expected weighting"):
+        mc.check_weighting(4000, 100, "FLAIR")
+    mc.check_weighting(6000, 120, "T2w", field=3.0)
