@@ -1,4 +1,4 @@
-"""Torch ``Dataset``s over generated or real files: slices, k-space, volumes, registration pairs.
+"""Torch datasets over generated or real files: slices, k-space, volumes, registration pairs.
 
 Every item is a dict of tensors (plus names), so a chapter's step picks what it needs:
 
