@@ -92,7 +92,8 @@ def tissue_labels(fractions: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Labels 0-3 from fractions (6, *spatial) (tissues on ``dim``): argmax of (not brain, CSF, GM, WM)."""
     brain = fractions.narrow(dim, 0, 3)
     rest = (1 - brain.sum(dim, keepdim=True)).clamp(min=0)
-    return torch.cat([rest, brain], dim).argmax(dim).to(torch.int16)
+    stacked = torch.cat([rest, brain], dim).movedim(dim, -1).contiguous()  # (..., 4): argmax on the last dim is fast
+    return stacked.argmax(-1).to(torch.int16)
 
 
 def _ramp(x: torch.Tensor) -> torch.Tensor:

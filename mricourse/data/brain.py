@@ -42,6 +42,25 @@ def tissue_parameters(names, field: float = 1.5) -> torch.Tensor:
     return torch.tensor([[table[n].t1, table[n].t2, table[n].pd] for n in names], dtype=torch.float32)
 
 
+def tissue_signals(params: torch.Tensor, contrast: str, field: float = 1.5, concentration: torch.Tensor | None = None):
+    """Signal of each tissue and its sensitivity to T1, (B, K) each.
+
+    Returns ``(S, dS)`` with ``S = S(PD, T1, T2)`` and ``dS = T1 dS/dT1`` (central difference),
+    the change of the signal per relative change of T1 (contrast agent included for 'T1w+c').
+    """
+    if contrast not in CONTRASTS:
+        raise ValueError(f"unknown contrast {contrast!r}; expected one of {CONTRASTS}")
+    t1, t2, pd = params.double().unbind(-1)  # (B, K) each
+
+    def signal(t1_scaled):
+        if contrast == "T1w+c" and concentration is not None:
+            t1_scaled = t1_with_contrast(t1_scaled, concentration.double())
+        return sequence_signal(contrast, pd, t1_scaled, t2, field)
+
+    eps = 1e-3
+    return signal(t1).float(), ((signal(t1 * (1 + eps)) - signal(t1 * (1 - eps))) / (2 * eps)).float()
+
+
 def synthesize(
     fractions: torch.Tensor,
     params: torch.Tensor,
@@ -52,6 +71,10 @@ def synthesize(
 ) -> torch.Tensor:
     """Noise-free image of a contrast by partial-volume mixing of tissue signals.
 
+    ``S(x) = sum_k f_k(x) [S_k (1 + b n_PD(x)) + a n_T1(x) T1_k dS_k/dT1]``: each tissue's signal
+    equation (:mod:`mricourse.signal`) with a fine texture of its PD and T1 (relative std b, a),
+    to first order in the texture (exact to ~0.1 % for a few per cent of texture).
+
     Args:
         fractions: (B, K, *spatial) tissue fractions.
         params: (B, K, 3) per-tissue (T1, T2, PD).
@@ -61,18 +84,12 @@ def synthesize(
     Returns:
         (B, *spatial) magnitude signal.
     """
-    if contrast not in CONTRASTS:
-        raise ValueError(f"unknown contrast {contrast!r}; expected one of {CONTRASTS}")
-    dims = fractions.ndim - 2
-    out = torch.zeros(fractions.shape[:1] + fractions.shape[2:], dtype=torch.float32)
-    t1f = 1 + _TEXTURE[0] * texture[:, 0] if texture is not None else 1.0
-    pdf = 1 + _TEXTURE[1] * texture[:, 1] if texture is not None else 1.0
-    for k in range(fractions.shape[1]):
-        t1, t2, pd = (params[:, k, j].view(-1, *([1] * dims)) for j in range(3))
-        t1 = t1 * t1f
-        if contrast == "T1w+c" and concentration is not None:
-            t1 = t1_with_contrast(t1, concentration[:, k].view(-1, *([1] * dims)))
-        out += fractions[:, k] * sequence_signal(contrast, pd * pdf, t1, t2, field)
+    sig, dsig = tissue_signals(params, contrast, field, concentration)  # (B, K)
+    out = torch.einsum("bk...,bk->b...", fractions, sig)
+    if texture is not None:
+        out = out * (1 + _TEXTURE[1] * texture[:, 1]) + _TEXTURE[0] * texture[:, 0] * torch.einsum(
+            "bk...,bk->b...", fractions, dsig
+        )
     return out
 
 
@@ -85,12 +102,14 @@ def rician(image: torch.Tensor, sigma: float, generator: torch.Generator) -> tor
 
 
 def brain_percentile(image: torch.Tensor, mask: torch.Tensor, q: float = 0.995) -> torch.Tensor:
-    """The ``q`` quantile of ``image`` inside ``mask`` for each item of a batch (B, *spatial) -> (B,)."""
-    out = []
-    for im, m in zip(image, mask):
-        v = im[m] if m.any() else im.flatten()
-        out.append(v.kthvalue(max(1, int(round(q * v.numel())))).values)
-    return torch.stack(out)
+    """The ``q`` quantile of ``image`` inside ``mask`` for each item of a batch (B, *spatial) -> (B,)
+    (the order statistic ``round(q n)`` of the n masked values; all values if the mask is empty)."""
+    flat, m = image.reshape(len(image), -1).float(), mask.reshape(len(mask), -1)
+    m = m | ~m.any(1, keepdim=True)
+    values = torch.where(m, flat, torch.tensor(float("-inf"))).sort(1).values  # masked-out values first
+    n = m.sum(1)
+    k = (flat.shape[1] - n) + (q * n).round().long().clamp(1) - 1
+    return values.gather(1, k[:, None])[:, 0]
 
 
 @dataclass(eq=False)

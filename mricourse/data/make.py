@@ -34,6 +34,8 @@ __all__ = ["DATASETS", "dataset_params", "make_dataset", "ensure_dataset"]
 
 #: per data set: sizes per profile, and the function that writes it into a folder
 DATASETS: dict[str, dict] = {}
+#: bump when the simulator changes what it writes, so that data sets on disk are regenerated
+GENERATOR_VERSION = 2
 
 
 def register(name: str, sizes: dict[str, dict]) -> Callable:
@@ -51,7 +53,7 @@ def dataset_params(name: str, profile: str | None = None, seed: int = 0, **overr
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
     prof = get_profile(profile).name
-    return {**DATASETS[name]["sizes"][prof], "seed": int(seed), **overrides}
+    return {**DATASETS[name]["sizes"][prof], "seed": int(seed), "generator": GENERATOR_VERSION, **overrides}
 
 
 def make_dataset(name: str, params: dict, root=None, force: bool = False, verbose: bool = True) -> Path:
@@ -70,7 +72,7 @@ def make_dataset(name: str, params: dict, root=None, force: bool = False, verbos
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     t0 = time.perf_counter()
-    files = DATASETS[name]["make"](partial, **params)
+    files = DATASETS[name]["make"](partial, **{k: v for k, v in params.items() if k != "generator"})
     seconds = time.perf_counter() - t0
     write_manifest(partial, name, params, files, extra={"seconds": round(seconds, 2)})
     shutil.rmtree(folder, ignore_errors=True)
