@@ -40,7 +40,7 @@ CARDIAC_TISSUES: dict[str, Tissue] = {
     "lung": Tissue(1300, 40, 0.15),
     "marrow": Tissue(550, 50, 0.9),
     "bone": Tissue(1000, 10, 0.05),
-    "oedema": Tissue(1150, 65, 0.85),
+    "oedema": Tissue(1200, 80, 0.9),
 }
 
 #: Label values; 1-3 follow the ACDC challenge (which counts papillary muscles as LV cavity).
@@ -265,7 +265,7 @@ def _render(
         )
     if lesion:
         rm, th = 0.5 * (r_endo + r_epi), p["lesion_angle"]
-        d = _sdf_circle(u, v, rm * math.cos(th), rm * math.sin(th), 0.45 * (r_epi - r_endo))
+        d = _sdf_circle(u, v, rm * math.cos(th), rm * math.sin(th), 0.55 * (r_epi - r_endo))
         paint(d, sig["oedema"], L["lesion"], within=myo * (1 - pool))
     return img.expand(frames, h, w).contiguous(), lab.expand(frames, h, w).contiguous()
 
