@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+import mricourse as mc
 from mricourse.data.cine import CINE_LABELS, cine_sequences, cine_subject, contraction
 
 L = CINE_LABELS
@@ -91,3 +93,20 @@ def test_smooth_phase(subject):
     dy = (phase[1:] - phase[:-1]).remainder(2 * torch.pi)
     dy = torch.minimum(dy, 2 * torch.pi - dy)[body[1:] & body[:-1]]
     assert float(dy.max()) < 0.5 and float(phase[body].std()) > 0.05  # varies, but smoothly
+
+
+def test_cine_data_set_on_disk(tmp_path):
+    from mricourse.data import make
+    from mricourse.data.fastmri import read_fastmri
+
+    params = dict(train=2, val=1, test=1, size=32, frames=6, fov=0.6, seed=3)
+    folder = make.make_dataset("cine", params, tmp_path, verbose=False)
+    files = sorted((folder / "singlecoil_train").glob("file_cine_*.h5"))
+    assert len(files) == 2 and len(list((folder / "singlecoil_test").glob("*.h5"))) == 1
+    d = read_fastmri(files[1])
+    s = cine_subject(3, 1, size=32, frames=6, fov=0.6)
+    assert not d["multicoil"] and d["kspace"].shape == (6, 32, 32) and d["attrs"]["acquisition"] == "CINE_BSSFP"
+    assert torch.allclose(d["target"], s.image.abs(), atol=1e-5)  # fully sampled: the ESC target is |F^-1 k|
+    assert torch.allclose(mc.ifft2c(d["kspace"]).abs(), d["target"], atol=1e-4)
+    labels = np.load(folder / "ground_truth" / f"{files[1].stem}-labels.npz")["labels"]
+    assert (labels == s.labels.numpy()).all()

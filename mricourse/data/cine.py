@@ -28,7 +28,7 @@ import torch
 from ..signal import Tissue, bssfp, tissue
 from .fields import bias_field, rng_for, smooth_noise, torch_generator
 
-__all__ = ["CARDIAC_TISSUES", "CINE_LABELS", "CineSubject", "contraction", "cine_subject", "cine_sequences"]
+__all__ = ["CARDIAC_TISSUES", "CINE_LABELS", "FOV_MM", "CineSubject", "contraction", "cine_subject", "cine_sequences"]
 
 CARDIAC_TISSUES: dict[str, Tissue] = {
     "blood": Tissue(1441, 290, 0.9),
@@ -59,6 +59,7 @@ CINE_LABELS: dict[str, int] = {
 }
 
 BSSFP = dict(tr=3.0, flip=60.0)  # ms, degrees
+FOV_MM = 380.0  # field of view at fov = 1 (the normalised image spans [-1, 1], the chest about +-0.85)
 
 
 def contraction(phase, systole: float = 0.38):
@@ -282,7 +283,7 @@ def cine_subject(
     """Cine sequence of subject ``index`` drawn from ``seed`` (deterministic).
 
     Args:
-        size: image size (H, W) or one int; the longer side spans the field of view (~380 mm).
+        size: image size (H, W) or one int; the longer side spans the field of view, ``FOV_MM * fov``.
         frames: number of frames over one R-R interval (frame 0 = end diastole).
         fov: field of view relative to the whole chest (1); smaller values zoom in towards the
             heart (0.5 and below: centred on it), as cine images are often cropped.

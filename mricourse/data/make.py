@@ -7,6 +7,8 @@ Data sets (one folder each, with a ``manifest.json``):
   Guys and IOP 1.5 T) plus ``ground_truth/`` tissue labels and displacements from the atlas.
 - ``brats``: skull-stripped tumour cases in the BraTS 2021 layout (t1, t1ce, t2, flair, seg).
 - ``fastmri``: multi-coil brain k-space in fastMRI HDF5 (``multicoil_train``, ``multicoil_val``).
+- ``cine``: single-coil cardiac cine k-space in fastMRI HDF5, one file per subject, frames along
+  the first axis (``singlecoil_train``, ``_val``, ``_test``), plus ``ground_truth/`` labels.
 
 ``ensure_dataset(name)`` returns the folder, generating it first if it is missing or was made with
 other parameters; ``data_scripts/make_data.py`` is the command line over the same functions.
@@ -24,6 +26,7 @@ import numpy as np
 
 from ..profile import profile as get_profile
 from .brain import make_subject
+from .cine import FOV_MM, cine_subject
 from .fastmri import ACQUISITIONS, write_fastmri
 from .kspace import multicoil_kspace
 from .nifti import ixi_name, write_brats_case, write_nifti
@@ -203,4 +206,41 @@ def _fastmri(
                     attrs={"contrast": contrast},
                 )
             )
+    return files
+
+
+@register(
+    "cine",
+    {
+        "smoke": dict(train=4, val=1, test=2, size=32, frames=8, fov=0.6),
+        "cpu": dict(train=40, val=2, test=6, size=64, frames=16, fov=0.6),
+        "gpu": dict(train=300, val=10, test=20, size=128, frames=20, fov=0.7),
+    },
+)
+def _cine(folder: Path, train: int, val: int, test: int, size: int, frames: int, fov: float, seed: int) -> list[Path]:
+    """Fully sampled single-coil cine k-space (T, H, W) per subject; undersample it with ``mc.kt_mask``."""
+    from ..fft import fft2c
+
+    files, start = [], 0
+    for split, n in (("singlecoil_train", train), ("singlecoil_val", val), ("singlecoil_test", test)):
+        for i in range(start, start + n):  # distinct subjects per split
+            s = cine_subject(seed, i, size, frames, fov)
+            name = f"file_cine_{seed:03d}{i:05d}"
+            attrs = {"frames": frames, "heart_rate": s.heart_rate, "rr_ms": s.rr, "subject": i}
+            files.append(
+                write_fastmri(
+                    folder / split / f"{name}.h5",
+                    fft2c(s.image),
+                    s.image.abs(),
+                    acquisition="CINE_BSSFP",
+                    patient_id=f"sim{seed:03d}{i:05d}",
+                    fov_mm=FOV_MM * fov,
+                    attrs=attrs,
+                )
+            )
+            path = folder / "ground_truth" / f"{name}-labels.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, labels=s.labels.numpy().astype(np.uint8))
+            files.append(path)
+        start += n
     return files
