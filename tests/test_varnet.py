@@ -1,0 +1,210 @@
+"""E2E VarNet: shapes, the SME module, soft data consistency, overfitting, and parity with
+``fastmri.models.VarNet`` (same weights, same outputs)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mricourse as mc
+from mricourse.models.varnet import (
+    NormUNet,
+    SensitivityModel,
+    VarNet,
+    VarNetBlock,
+    VarNetConfig,
+    acs_mask,
+    center_crop,
+    sens_expand,
+    sens_reduce,
+    state_dict_from_fastmri,
+)
+
+
+def _data(b=2, coils=4, h=32, w=40, accel=4, cf=0.08, seed=0, dtype=torch.complex64):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(b, coils, h, w, dtype=dtype, generator=g)
+    mask = torch.cat([mc.random_mask(w, accel, cf, seed=seed + i) for i in range(b)])  # (B, 1, 1, W)
+    return k * mask, mask
+
+
+@pytest.mark.parametrize("b,coils,h,w", [(1, 1, 32, 32), (2, 4, 33, 27), (1, 3, 50, 64)])
+def test_shapes(b, coils, h, w):
+    torch.manual_seed(0)
+    net = VarNet(VarNetConfig.smoke())
+    k, mask = _data(b, coils, h, w)
+    out = net(k, mask)
+    assert out.shape == (b, 1, h, w) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert net(k, mask, crop_size=(16, 20)).shape == (b, 1, 16, 20)
+    assert net.sens_maps(k, mask).shape == (b, coils, h, w)
+
+
+def test_norm_unet_multi_channel_and_odd_sizes():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 21, 35, dtype=torch.complex64)
+    net = NormUNet(chans=4, num_pools=2, coils=3)
+    y = net(x)
+    assert y.shape == x.shape and y.is_complex()
+
+
+def test_acs_mask_matches_fastmri_centre_block():
+    w = 128
+    for accel, cf in [(4, 0.08), (8, 0.04)]:
+        n = round(w * cf)
+        mask = mc.equispaced_mask(w, accel, cf, offset=1)
+        acs = acs_mask(mask, n).flatten()
+        assert torch.equal(acs, torch.from_numpy(mc.center_mask(w, n)))
+        # without n, the fully sampled run around the centre, symmetric
+        derived = acs_mask(mask).flatten()
+        assert derived.sum() >= 1 and (derived <= mask.flatten()).all()
+        assert derived.sum() % 2 == 0 or derived.sum() == 1
+
+
+def test_sens_maps_have_unit_rss():
+    torch.manual_seed(0)
+    k, mask = _data(coils=6)
+    maps = SensitivityModel(chans=4, num_pools=2)(k, mask)
+    torch.testing.assert_close(mc.rss(maps), torch.ones(2, 1, 32, 40), rtol=1e-5, atol=1e-5)
+
+
+def test_sens_expand_reduce_are_adjoint():
+    g = torch.Generator().manual_seed(1)
+    maps = torch.randn(2, 5, 12, 10, dtype=torch.complex128, generator=g)
+    x = torch.randn(2, 1, 12, 10, dtype=torch.complex128, generator=g)
+    y = torch.randn(2, 5, 12, 10, dtype=torch.complex128, generator=g)
+    lhs = torch.vdot(sens_expand(x, maps).flatten(), y.flatten())
+    rhs = torch.vdot(x.flatten(), sens_reduce(y, maps).flatten())
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    # with the package's operator and a full mask they are A and A^H
+    op = mc.MultiCoilMRI(maps, torch.ones(1, 1, 1, 10, dtype=torch.float64))
+    torch.testing.assert_close(sens_expand(x, maps), op.A(x))
+
+
+class _Zero(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def test_soft_dc_with_unit_weight_restores_measured_kspace():
+    """The cascade's defining property: with eta = 1 and no regulariser the sampled k-space
+    becomes exactly the measurement, and the unsampled k-space is left alone."""
+    k0, mask = _data()
+    current = torch.randn_like(k0)
+    block = VarNetBlock(chans=4, num_pools=2)
+    block.model = _Zero()
+    maps = torch.randn_like(k0)
+    out = block(current, k0, mask, maps)
+    torch.testing.assert_close(out * mask, k0 * mask)
+    torch.testing.assert_close(out * (1 - mask), current * (1 - mask))
+    # a smaller eta moves the sampled entries only part of the way: k - eta (k - k0)
+    with torch.no_grad():
+        block.dc_weight.fill_(0.25)
+    out = block(current, k0, mask, maps)
+    torch.testing.assert_close(out * mask, (0.75 * current + 0.25 * k0) * mask)
+
+
+def test_config_presets():
+    assert VarNetConfig.paper() == VarNetConfig(12, 18, 4, 8, 4)
+    n = sum(p.numel() for p in VarNet(VarNetConfig.paper()).parameters())
+    assert 29e6 < n < 31e6  # about 30M, as in the paper
+    assert VarNetConfig.for_profile(mc.profile("smoke")) == VarNetConfig.smoke()
+    assert VarNetConfig.for_profile(mc.profile("cpu")) == VarNetConfig.cpu()
+
+
+def test_bad_inputs():
+    net = VarNet(VarNetConfig.smoke())
+    k, mask = _data()
+    with pytest.raises(TypeError, match="complex k-space"):
+        net(k.abs(), mask)
+    with pytest.raises(ValueError, match="mask"):
+        net(k, mask[..., :-1])
+    with pytest.raises(ValueError, match="center_crop"):
+        center_crop(k, (64, 64))
+
+
+def test_overfits_one_batch():
+    torch.manual_seed(0)
+    h = w = 32
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    img = 0.8 * ((xx / 0.7) ** 2 + (yy / 0.85) ** 2 < 1).float()  # a head-like phantom
+    img += 0.5 * ((xx - 0.2) ** 2 / 0.05 + (yy + 0.1) ** 2 / 0.1 < 1).float()
+    img -= 0.4 * ((xx + 0.3) ** 2 / 0.02 + (yy - 0.2) ** 2 / 0.08 < 1).float()
+    img = img.to(torch.complex64)[None, None]  # (1, 1, H, W)
+    maps = mc.coil_maps(4, (h, w), seed=0)
+    mask = mc.random_mask(w, 4, 0.16, seed=0)
+    k = mask * mc.fft2c(maps * img)
+    target = mc.rss(maps * img)
+    net = VarNet(VarNetConfig.smoke())
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(60):
+        loss = 1 - mc.ssim(target, net(k, mask))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = net(k, mask)
+    zf = mc.zero_filled(k)
+    assert float(mc.ssim(target, out)) > 0.85 > float(mc.ssim(target, zf)) + 0.15  # zero-filled: 0.63
+    assert mc.nmse(target, out) < 0.5 * mc.nmse(target, zf)
+
+
+# ---------------------------------------------------------------- parity with fastmri
+@pytest.fixture
+def fastmri_models():
+    return pytest.importorskip("fastmri.models", reason="fastmri (the reference implementation) is not installed")
+
+
+def _pair(fastmri_models, cfg: VarNetConfig, seed: int = 0):
+    ref = fastmri_models.VarNet(
+        num_cascades=cfg.num_cascades,
+        sens_chans=cfg.sens_chans,
+        sens_pools=cfg.sens_pools,
+        chans=cfg.chans,
+        pools=cfg.num_pools,
+        mask_center=cfg.mask_center,
+    )
+    torch.manual_seed(seed)
+    for p in ref.parameters():  # random, not the initial, weights; dc_weight != 1 too
+        p.data = torch.randn_like(p) * 0.3
+    ours = VarNet(cfg)
+    ours.load_state_dict(state_dict_from_fastmri(ref.state_dict()), strict=True)
+    return ours.eval(), ref.eval()
+
+
+def _ref_inputs(k, mask):
+    return torch.view_as_real(k), mask.bool().reshape(mask.shape[0], 1, 1, -1, 1)  # fastmri's layout
+
+
+@pytest.mark.parametrize(
+    "cfg,shape,nlf",
+    [
+        (VarNetConfig(2, 6, 2, 4, 2), (2, 4, 32, 48), None),
+        (VarNetConfig(3, 4, 3, 3, 2, mask_center=False), (1, 3, 37, 29), None),
+        (VarNetConfig(2, 5, 4, 4, 4), (2, 5, 64, 64), 5),
+    ],
+)
+def test_parity_with_fastmri(fastmri_models, cfg, shape, nlf):
+    ours, ref = _pair(fastmri_models, cfg)
+    b, coils, h, w = shape
+    k, mask = _data(b, coils, h, w, accel=4, cf=0.08, seed=3)
+    with torch.no_grad():
+        kr, mr = _ref_inputs(k, mask)
+        expected = ref(kr, mr, nlf)  # (B, H, W)
+        got = ours(k, mask, nlf)  # (B, 1, H, W)
+        torch.testing.assert_close(got[:, 0], expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+        maps_ref = torch.view_as_complex(ref.sens_net(kr, mr, nlf))
+        torch.testing.assert_close(ours.sens_maps(k, mask, nlf), maps_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_parity_of_gradients(fastmri_models):
+    cfg = VarNetConfig(2, 4, 2, 3, 2)
+    ours, ref = _pair(fastmri_models, cfg, seed=1)
+    k, mask = _data(1, 3, 32, 32, accel=8, cf=0.04, seed=5)
+    target = torch.rand(1, 32, 32)
+    kr, mr = _ref_inputs(k, mask)
+    (1 - mc.ssim(target, ref(kr, mr))).backward()
+    (1 - mc.ssim(target[:, None], ours(k, mask))).backward()
+    ref_grads = state_dict_from_fastmri({n: p.grad for n, p in ref.named_parameters()})
+    for name, p in ours.named_parameters():
+        scale = float(ref_grads[name].abs().max()) + 1e-12
+        torch.testing.assert_close(p.grad, ref_grads[name], rtol=1e-3, atol=1e-4 * scale, msg=name)
