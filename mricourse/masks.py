@@ -47,14 +47,20 @@ def center_mask(num_cols: int, num_low_frequencies: int) -> np.ndarray:
     return m
 
 
-def random_mask(num_cols: int, accel: float, center_fraction: float, seed: int | None = None) -> torch.Tensor:
+def _rng(seed) -> np.random.RandomState:
+    # fastMRI's legacy stream; a RandomState passed in continues the caller's stream
+    return seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+
+
+def random_mask(num_cols: int, accel: float, center_fraction: float, seed: int | np.random.RandomState | None = None) -> torch.Tensor:
     """fastMRI random mask: the centre block plus each other column with probability
     ``p = (W / accel - n) / (W - n)``, where ``n = round(W * center_fraction)``.
 
-    Returns a (1, 1, 1, W) float32 mask.
+    ``seed``: an int (or tuple of ints), or a ``np.random.RandomState`` to draw from. Returns a
+    (1, 1, 1, W) float32 mask.
     """
     _check(num_cols, accel, center_fraction)
-    rng = np.random.RandomState(seed)
+    rng = _rng(seed)
     rng.randint(1)  # fastMRI draws the (centre fraction, acceleration) pair first
     n = round(num_cols * center_fraction)
     prob = (num_cols / accel - n) / (num_cols - n)
@@ -66,7 +72,7 @@ def equispaced_mask(
     num_cols: int,
     accel: float,
     center_fraction: float,
-    seed: int | None = None,
+    seed: int | np.random.RandomState | None = None,
     offset: int | None = None,
     exact: bool = False,
 ) -> torch.Tensor:
@@ -76,7 +82,7 @@ def equispaced_mask(
     ``accel (n - W) / (n accel - W)`` so the total matches ``accel``
     (``EquispacedMaskFractionFunc``). Returns a (1, 1, 1, W) float32 mask."""
     _check(num_cols, accel, center_fraction)
-    rng = np.random.RandomState(seed)
+    rng = _rng(seed)
     rng.randint(1)
     n = round(num_cols * center_fraction)
     m = np.zeros(num_cols, dtype=np.float32)
