@@ -59,6 +59,7 @@ from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
 from .losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
 from .masks import (
+    MaskFunc,
     acceleration,
     center_mask,
     equispaced_mask,
@@ -82,6 +83,18 @@ from .metrics import (
 )
 from .models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
 from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, UnpairedDataset
+from .models.varnet import (
+    NormUNet,
+    SensitivityModel,
+    VarNet,
+    VarNetBlock,
+    VarNetConfig,
+    acs_mask,
+    sens_expand,
+    sens_reduce,
+    state_dict_from_fastmri,
+    varnet_step,
+)
 from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled

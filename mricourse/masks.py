@@ -23,6 +23,7 @@ __all__ = [
     "kt_mask",
     "poisson_disc_mask",
     "acceleration",
+    "MaskFunc",
 ]
 
 
@@ -52,7 +53,9 @@ def _rng(seed) -> np.random.RandomState:
     return seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
 
 
-def random_mask(num_cols: int, accel: float, center_fraction: float, seed: int | np.random.RandomState | None = None) -> torch.Tensor:
+def random_mask(
+    num_cols: int, accel: float, center_fraction: float, seed: int | np.random.RandomState | None = None
+) -> torch.Tensor:
     """fastMRI random mask: the centre block plus each other column with probability
     ``p = (W / accel - n) / (W - n)``, where ``n = round(W * center_fraction)``.
 
@@ -98,6 +101,46 @@ def equispaced_mask(
             offset = rng.randint(0, high=round(accel))
         m[offset :: int(accel)] = 1
     return _as_mask(np.maximum(center_mask(num_cols, n), m))
+
+
+class MaskFunc:
+    """fastMRI's mask functions (``RandomMaskFunc``, ``EquiSpacedMaskFunc``,
+    ``EquispacedMaskFractionFunc``): each call picks one (centre fraction, acceleration) pair
+    uniformly at random, then draws the mask from the same random stream, so the same seed gives
+    the same mask as fastMRI's function with the same arguments.
+
+    Args:
+        kind: ``"random"``, ``"equispaced"`` or ``"equispaced_fraction"`` (exact acceleration).
+        center_fractions, accelerations: the pairs, e.g. ``(0.08, 0.04)`` and ``(4, 8)``.
+        seed: seed of the function's own stream, used by calls without a seed.
+
+    ``mask, num_low_frequencies = mask_func(num_cols, seed=None)``: a (1, 1, 1, W) mask.
+    """
+
+    KINDS = ("random", "equispaced", "equispaced_fraction")
+
+    def __init__(self, kind: str = "random", center_fractions=(0.08,), accelerations=(4,), seed: int | None = None):
+        if kind not in self.KINDS:
+            raise ValueError(f"MaskFunc: expected kind one of {self.KINDS}, got {kind!r}")
+        if len(center_fractions) != len(accelerations) or not len(accelerations):
+            raise ValueError(
+                f"MaskFunc: expected as many centre fractions as accelerations, got {center_fractions} and {accelerations}"
+            )
+        self.kind, self.center_fractions, self.accelerations = kind, tuple(center_fractions), tuple(accelerations)
+        self.rng = np.random.RandomState(seed)
+
+    def __call__(self, num_cols: int, seed=None) -> tuple[torch.Tensor, int]:
+        rng = self.rng if seed is None else np.random.RandomState(seed)
+        i = rng.randint(len(self.accelerations))
+        cf, accel = self.center_fractions[i], self.accelerations[i]
+        if self.kind == "random":
+            mask = random_mask(num_cols, accel, cf, seed=rng)
+        else:
+            mask = equispaced_mask(num_cols, accel, cf, seed=rng, exact=self.kind == "equispaced_fraction")
+        return mask, round(num_cols * cf)
+
+    def __repr__(self) -> str:
+        return f"MaskFunc({self.kind!r}, center_fractions={self.center_fractions}, accelerations={self.accelerations})"
 
 
 def variable_density_mask(

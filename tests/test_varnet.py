@@ -14,7 +14,6 @@ from mricourse.models.varnet import (
     VarNetBlock,
     VarNetConfig,
     acs_mask,
-    center_crop,
     sens_expand,
     sens_reduce,
     state_dict_from_fastmri,
@@ -118,8 +117,8 @@ def test_bad_inputs():
         net(k.abs(), mask)
     with pytest.raises(ValueError, match="mask"):
         net(k, mask[..., :-1])
-    with pytest.raises(ValueError, match="center_crop"):
-        center_crop(k, (64, 64))
+    with pytest.raises(ValueError, match="crop"):
+        net(k, mask, crop_size=(64, 64))
 
 
 def test_overfits_one_batch():
@@ -208,3 +207,33 @@ def test_parity_of_gradients(fastmri_models):
     for name, p in ours.named_parameters():
         scale = float(ref_grads[name].abs().max()) + 1e-12
         torch.testing.assert_close(p.grad, ref_grads[name], rtol=1e-3, atol=1e-4 * scale, msg=name)
+
+
+# ---------------------------------------------------------------- the fastMRI data pipeline
+@pytest.mark.parametrize(
+    "kind,ref_name",
+    [("random", "RandomMaskFunc"), ("equispaced", "EquiSpacedMaskFunc"), ("equispaced_fraction", "EquispacedMaskFractionFunc")],
+)
+def test_mask_func_parity_with_fastmri(kind, ref_name):
+    """Two (centre fraction, acceleration) pairs: the pair and the mask come from one stream."""
+    sub = pytest.importorskip("fastmri.data.subsample")
+    ours, ref = mc.MaskFunc(kind, (0.08, 0.04), (4, 8)), getattr(sub, ref_name)([0.08, 0.04], [4, 8])
+    for seed in [0, 1, 2, 3, tuple(map(ord, "file_brain_AXT2_200_6001.h5"))]:
+        mask, nlf = ours(128, seed=seed)
+        ref_mask, ref_nlf = ref((1, 15, 128, 2), seed=seed)
+        assert torch.equal(mask.flatten(), ref_mask.flatten()) and nlf == ref_nlf
+    ours, ref = mc.MaskFunc(kind, (0.08, 0.04), (4, 8), seed=5), getattr(sub, ref_name)([0.08, 0.04], [4, 8], seed=5)
+    for _ in range(4):  # the functions' own streams, call after call
+        mask, nlf = ours(96)
+        ref_mask, ref_nlf = ref((1, 15, 96, 2))
+        assert torch.equal(mask.flatten(), ref_mask.flatten()) and nlf == ref_nlf
+
+
+def test_mask_func_picks_both_pairs():
+    f = mc.MaskFunc("random", (0.08, 0.04), (4, 8), seed=0)
+    lows = {f(128)[1] for _ in range(20)}
+    assert lows == {round(128 * 0.08), round(128 * 0.04)}
+    with pytest.raises(ValueError, match="kind"):
+        mc.MaskFunc("poisson")
+    with pytest.raises(ValueError, match="as many"):
+        mc.MaskFunc("random", (0.08,), (4, 8))

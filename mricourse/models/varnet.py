@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.kspace import center_crop
 from ..fft import fft2c, from_channels, ifft2c, to_channels
 from ..layers import UNet
+from ..metrics import ssim
 from ..physics import rss
 
 __all__ = [
@@ -41,7 +43,7 @@ __all__ = [
     "acs_mask",
     "sens_expand",
     "sens_reduce",
-    "center_crop",
+    "varnet_step",
     "state_dict_from_fastmri",
 ]
 
@@ -93,17 +95,18 @@ def sens_reduce(kspace: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
     return (sens_maps.conj() * ifft2c(kspace)).sum(1, keepdim=True)
 
 
-def acs_mask(mask: torch.Tensor, num_low_frequencies: int | None = None) -> torch.Tensor:
+def acs_mask(mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None) -> torch.Tensor:
     """The auto-calibration columns of a centred mask (B|1, 1, 1, W): (B|1, 1, 1, W) float.
 
-    With ``num_low_frequencies`` that many centre columns (fastMRI's centre block); without, the
-    fully sampled run around the centre, made symmetric (``2 min(left, right)`` columns, as the
-    reference implementation does).
+    With ``num_low_frequencies`` (an int, or one per batch item) that many centre columns
+    (fastMRI's centre block); without (or 0), the fully sampled run around the centre, made
+    symmetric (``2 min(left, right)`` columns, as the reference implementation does).
     """
     w = mask.shape[-1]
     cols = mask.reshape(mask.shape[0], w) > 0  # (B, W)
-    if num_low_frequencies:
-        n = torch.full((cols.shape[0],), int(num_low_frequencies), device=mask.device)
+    nlf = torch.as_tensor(0 if num_low_frequencies is None else num_low_frequencies, device=mask.device).reshape(-1)
+    if bool((nlf > 0).all()):
+        n = nlf.long().expand(cols.shape[0]) if len(nlf) == 1 else nlf.long()
     else:
         half = w // 2
         left = cols[:, :half].flip(1).long().cumprod(1).sum(1)  # sampled run left of the centre
@@ -113,15 +116,6 @@ def acs_mask(mask: torch.Tensor, num_low_frequencies: int | None = None) -> torc
     idx = torch.arange(w, device=mask.device)
     keep = (idx >= start[:, None]) & (idx < (start + n)[:, None])  # (B, W)
     return keep.to(torch.float32).reshape(-1, 1, 1, w)
-
-
-def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Crop the last two dims of ``x`` to ``size`` around the centre (fastMRI's convention)."""
-    h, w = size
-    if h > x.shape[-2] or w > x.shape[-1]:
-        raise ValueError(f"center_crop: expected a size within {tuple(x.shape[-2:])}, got {tuple(size)}")
-    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
-    return x[..., top : top + h, left : left + w]
 
 
 class NormUNet(nn.Module):
@@ -164,7 +158,9 @@ class SensitivityModel(nn.Module):
         self.mask_center = mask_center
         self.norm_unet = NormUNet(chans, num_pools)
 
-    def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None = None) -> torch.Tensor:
+    def forward(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.mask_center:
             masked_kspace = masked_kspace * acs_mask(mask, num_low_frequencies).to(masked_kspace.device)
         images = ifft2c(masked_kspace)  # (B, coils, H, W) low-resolution coil images
@@ -181,7 +177,9 @@ class VarNetBlock(nn.Module):
         self.model = NormUNet(chans, num_pools)
         self.dc_weight = nn.Parameter(torch.ones(1))
 
-    def forward(self, kspace: torch.Tensor, ref_kspace: torch.Tensor, mask: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, kspace: torch.Tensor, ref_kspace: torch.Tensor, mask: torch.Tensor, sens_maps: torch.Tensor
+    ) -> torch.Tensor:
         soft_dc = self.dc_weight * mask * (kspace - ref_kspace)
         model_term = sens_expand(self.model(sens_reduce(kspace, sens_maps)), sens_maps)
         return kspace - soft_dc - model_term
@@ -201,11 +199,15 @@ class VarNet(nn.Module):
         self,
         masked_kspace: torch.Tensor,
         mask: torch.Tensor,
-        num_low_frequencies: int | None = None,
+        num_low_frequencies: int | torch.Tensor | None = None,
         crop_size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         if not (isinstance(masked_kspace, torch.Tensor) and masked_kspace.is_complex() and masked_kspace.ndim == 4):
-            got = f"{masked_kspace.dtype} {tuple(masked_kspace.shape)}" if isinstance(masked_kspace, torch.Tensor) else type(masked_kspace).__name__
+            got = (
+                f"{masked_kspace.dtype} {tuple(masked_kspace.shape)}"
+                if isinstance(masked_kspace, torch.Tensor)
+                else type(masked_kspace).__name__
+            )
             raise TypeError(f"VarNet: expected complex k-space of shape (B, coils, H, W), got {got}")
         if mask.ndim != 4 or mask.shape[1:3] != (1, 1) or mask.shape[-1] != masked_kspace.shape[-1]:
             raise ValueError(f"VarNet: expected a mask of shape (B|1, 1, 1, {masked_kspace.shape[-1]}), got {tuple(mask.shape)}")
@@ -217,9 +219,38 @@ class VarNet(nn.Module):
         image = rss(ifft2c(kspace))  # (B, 1, H, W)
         return center_crop(image, crop_size) if crop_size else image
 
-    def sens_maps(self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | None = None) -> torch.Tensor:
+    def sens_maps(
+        self, masked_kspace: torch.Tensor, mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The estimated coil maps (B, coils, H, W) of the SME module."""
         return self.sens_net(masked_kspace, mask.to(masked_kspace.real.dtype), num_low_frequencies)
+
+
+def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None):
+    """The training ``step`` for :func:`mricourse.fit`: loss ``1 - SSIM`` between the cropped
+    output and the target, with each slice's data range the maximum of its volume (fastMRI).
+
+    Batches are dicts from :class:`mricourse.VarNetTransform`: ``masked_kspace``, ``mask``,
+    ``num_low_frequencies``, ``target`` (B, h, w), ``max_value`` (B,).
+    """
+
+    def step(batch: dict) -> dict:
+        device = next(model.parameters()).device
+        target = batch["target"].to(device)[:, None]  # (B, 1, h, w)
+        model.train()
+        out = model(
+            batch["masked_kspace"].to(device), batch["mask"].to(device), batch["num_low_frequencies"], crop_size=target.shape[-2:]
+        )
+        ssims = [ssim(t, o, data_range=float(m)) for t, o, m in zip(target, out, batch["max_value"])]
+        loss = 1 - torch.stack(ssims).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        return {"loss": loss.item()}
+
+    return step
 
 
 def _unet_key(key: str) -> str:
@@ -243,4 +274,3 @@ def state_dict_from_fastmri(state: dict[str, torch.Tensor]) -> dict[str, torch.T
             raise ValueError(f"state_dict_from_fastmri: unexpected key {key!r}; expected a fastmri VarNet state dict")
         out[_unet_key(key)] = value
     return out
-
