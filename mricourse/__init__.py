@@ -40,6 +40,7 @@ from .data import (
     RegistrationPairs,
     SliceData,
     Subject,
+    VarNetTransform,
     brain_slices,
     cine_sequences,
     cine_subject,

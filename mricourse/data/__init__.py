@@ -5,7 +5,7 @@ sets written to ``$MRICOURSE_DATA`` (``ensure_dataset``, ``data_scripts/make_dat
 from .atlas import TISSUE_NAMES, Atlas, load_atlas
 from .brain import CONTRASTS, Subject, make_subject, synthesize
 from .cine import CARDIAC_TISSUES, CINE_LABELS, CineSubject, cine_sequences, cine_subject, contraction
-from .datasets import BratsVolumes, FastMRISlices, NiftiVolumes, RegistrationPairs, SliceData
+from .datasets import BratsVolumes, FastMRISlices, NiftiVolumes, RegistrationPairs, SliceData, VarNetTransform, crop_readout
 from .fastmri import check_fastmri_file, read_fastmri, write_fastmri
 from .fields import random_deformation
 from .kspace import center_crop, multicoil_kspace
@@ -45,6 +45,8 @@ __all__ = [
     "check_brats_case",
     "SliceData",
     "FastMRISlices",
+    "VarNetTransform",
+    "crop_readout",
     "BratsVolumes",
     "NiftiVolumes",
     "RegistrationPairs",

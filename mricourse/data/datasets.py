@@ -5,7 +5,9 @@ Every item is a dict of tensors (plus names), so a chapter's step picks what it 
 - :class:`SliceData`: 2D slices from :func:`~mricourse.data.slices.brain_slices` or a ``slices``
   npz file: ``image`` (C, H, W), ``label`` (1, H, W), ``subject``.
 - :class:`FastMRISlices`: one slice of a fastMRI HDF5 file: ``kspace`` complex (coils, H, W),
-  ``target`` (h, w), ``max``, ``mask`` if the file has one, ``fname``, ``slice``.
+  ``target`` (h, w), ``max``, ``mask`` if the file has one, ``fname``, ``slice``;
+  :class:`VarNetTransform` turns it into a reconstruction network's inputs (fastMRI's
+  ``VarNetDataTransform``), with :class:`mricourse.MaskFunc` masks.
 - :class:`BratsVolumes`: a BraTS case: ``image`` (4, D, H, W) z-scored over the brain,
   ``seg`` (D, H, W) with BraTS labels mapped to classes 0-3 (4 -> 3), ``case``.
 - :class:`NiftiVolumes`: any list of NIfTI files: ``image`` (1, D, H, W), ``name``.
@@ -20,11 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..fft import fftnc, ifftnc
 from .crops import zscore_brain
 from .fastmri import check_fastmri_file, read_fastmri
+from .kspace import center_crop
 from .nifti import read_brats_case, read_nifti
 
-__all__ = ["SliceData", "FastMRISlices", "BratsVolumes", "NiftiVolumes", "RegistrationPairs"]
+__all__ = ["SliceData", "FastMRISlices", "VarNetTransform", "crop_readout", "BratsVolumes", "NiftiVolumes", "RegistrationPairs"]
 
 
 class SliceData(Dataset):
@@ -73,6 +77,57 @@ class FastMRISlices(Dataset):
         if d["mask"] is not None:
             item["mask"] = d["mask"]
         return self.transform(item) if self.transform else item
+
+
+def crop_readout(kspace: torch.Tensor, rows: int) -> torch.Tensor:
+    """Remove read-out oversampling: k-space (..., H, W) -> (..., rows, W), the k-space of the
+    image's central ``rows`` rows (inverse FFT along the read-out, crop, FFT back). Exact, since the
+    read-out (row) direction is always fully sampled."""
+    image = ifftnc(kspace.transpose(-1, -2), 1)  # (..., W, H): a 1D transform along the rows
+    image = center_crop(image, (image.shape[-2], rows))
+    return fftnc(image, 1).transpose(-1, -2)
+
+
+class VarNetTransform:
+    """A :class:`FastMRISlices` item -> the VarNet's inputs (fastMRI's ``VarNetDataTransform``).
+
+    Returns a dict: ``masked_kspace`` (coils, H, W) complex64, ``mask`` (1, 1, W) float,
+    ``num_low_frequencies`` (int), ``target`` (h, w), ``max_value`` (the volume's maximum, SSIM's
+    data range), ``fname``, ``slice``.
+
+    Args:
+        mask_func: a :class:`mricourse.MaskFunc`; without one, the file's own mask (test files).
+        use_seed: seed the mask by the file name, so every slice of a volume, every epoch and
+            every method gets the same mask (evaluation); False: a new mask each time (training).
+        readout_crop: remove the read-out oversampling first (:func:`crop_readout`): the network
+            then works on the target's rows only, half the compute for fastMRI brain data.
+    """
+
+    def __init__(self, mask_func=None, use_seed: bool = True, readout_crop: bool = False):
+        self.mask_func, self.use_seed, self.readout_crop = mask_func, use_seed, readout_crop
+
+    def __call__(self, item: dict) -> dict:
+        kspace, target = item["kspace"], item.get("target")
+        if kspace.ndim != 3 or not kspace.is_complex():
+            raise TypeError(f"VarNetTransform: expected complex k-space (coils, H, W), got {kspace.dtype} {tuple(kspace.shape)}")
+        if self.readout_crop and target is not None and kspace.shape[-2] > target.shape[-2]:
+            kspace = crop_readout(kspace, target.shape[-2])
+        w = kspace.shape[-1]
+        if self.mask_func is not None:
+            mask, nlf = self.mask_func(w, seed=tuple(map(ord, item["fname"])) if self.use_seed else None)
+        elif "mask" in item:
+            mask, nlf = item["mask"].reshape(1, 1, 1, w).float(), 0  # 0: the VarNet finds the centre itself
+        else:
+            raise ValueError(f"{item['fname']}: the file has no mask, so VarNetTransform needs a mask_func")
+        return {
+            "masked_kspace": kspace * mask[0] + 0.0,  # + 0.0: no negative zeros
+            "mask": mask[0],  # (1, 1, W)
+            "num_low_frequencies": nlf,
+            "target": target if target is not None else torch.zeros(0),
+            "max_value": float(item.get("max", 0.0)),
+            "fname": item["fname"],
+            "slice": item["slice"],
+        }
 
 
 class BratsVolumes(Dataset):
