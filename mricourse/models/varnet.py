@@ -66,13 +66,13 @@ class VarNetConfig:
 
     @classmethod
     def gpu(cls) -> VarNetConfig:
-        """A mid-size model for a single GPU and 256-320 px images (about 3.8M parameters)."""
+        """A mid-size model for one GPU and 160-320 px images (about 9M parameters)."""
         return cls(num_cascades=8, chans=12, num_pools=4, sens_chans=8, sens_pools=4)
 
     @classmethod
     def cpu(cls) -> VarNetConfig:
         """Trains in minutes on a laptop CPU at 128 px (about 0.36M parameters)."""
-        return cls(num_cascades=5, chans=10, num_pools=3, sens_chans=4, sens_pools=3)
+        return cls(num_cascades=5, chans=12, num_pools=2, sens_chans=4, sens_pools=3)
 
     @classmethod
     def smoke(cls) -> VarNetConfig:
