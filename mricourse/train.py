@@ -10,6 +10,7 @@ in their model files and passed in as ``step``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, is_dataclass
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .utils import atomic_write, seed_everything, to_device
 
-__all__ = ["TrainConfig", "fit", "supervised_step", "save_checkpoint", "load_checkpoint"]
+__all__ = ["TrainConfig", "fit", "supervised_step", "save_checkpoint", "load_checkpoint", "OneCycleSchedule"]
 
 
 @dataclass
@@ -174,6 +175,47 @@ def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         return {"loss": loss.item()}
 
     return step
+
+
+class OneCycleSchedule:
+    """A one-cycle learning rate over the *progress* of a run, ``p = max(step / steps,
+    elapsed / time_budget)``: linear warm-up to ``max_lr`` over the first ``warmup`` of it, then
+    cosine decay to ``final * max_lr``. Like ``torch.optim.lr_scheduler.OneCycleLR``, except that a
+    run cut short by :class:`TrainConfig`'s ``time_budget`` (a slow or busy machine) still ends
+    with an annealed learning rate. Call :meth:`step` after each optimiser step.
+    """
+
+    def __init__(
+        self, optimizer, max_lr: float, steps: int, time_budget: float | None = None, warmup: float = 0.1, final: float = 0.01
+    ):
+        if steps < 1 or not 0 <= warmup < 1:
+            raise ValueError(f"OneCycleSchedule: expected steps >= 1 and 0 <= warmup < 1, got {steps} and {warmup}")
+        self.optimizer, self.max_lr, self.steps, self.time_budget = optimizer, max_lr, steps, time_budget
+        self.warmup, self.final = warmup, final
+        self.count, self.start = 0, None
+        self._set(self.lr(0.0))
+
+    def progress(self) -> float:
+        p = self.count / self.steps
+        if self.time_budget and self.start is not None:
+            p = max(p, (time.perf_counter() - self.start) / self.time_budget)
+        return min(p, 1.0)
+
+    def lr(self, p: float) -> float:
+        if p < self.warmup:
+            return self.max_lr * max(p / self.warmup, 0.04)
+        q = (p - self.warmup) / (1 - self.warmup)
+        return self.max_lr * (self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * q)))
+
+    def _set(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
+        self.count += 1
+        self._set(self.lr(self.progress()))
 
 
 if __name__ == "__main__":  # python -m mricourse.train <task> ...: the same as `mricourse train`

@@ -307,3 +307,17 @@ def test_train_task_from_the_command_line(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["steps"] == 3 and 0 < metrics["metrics"]["ssim"] <= 1
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == dataclasses.asdict(VarNetConfig.smoke())
+
+
+def test_one_cycle_schedule_anneals_by_steps_or_time():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = mc.OneCycleSchedule(opt, max_lr=0.1, steps=100)
+    lrs = []
+    for _ in range(100):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert max(lrs) == pytest.approx(0.1, rel=1e-3) and lrs[-1] == pytest.approx(0.001)
+    assert lrs.index(max(lrs)) in (9, 10)  # warm-up over the first 10 %
+    timed = mc.OneCycleSchedule(opt, max_lr=0.1, steps=10**6, time_budget=1e-9)  # out of time at once
+    timed.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
