@@ -6,7 +6,7 @@ Everything is re-exported flat: ``import mricourse as mc; mc.fft2c, mc.fit, ...`
   noise, RSS), ``signal`` (tissue parameters, signal equations)
 - classical reconstruction: ``baselines`` (ESPIRiT maps, CG-SENSE, compressed sensing via sigpy)
 - learning: ``layers`` (U-Net, PatchGAN, spatial transformer), ``models/`` (one file per paper),
-  ``train`` (``fit``), ``metrics``
+  ``train`` (``fit``), ``metrics``, ``gan_eval`` (novelty and realism of generated images)
 - course: ``profile``, ``results``, ``viz``, ``utils``, ``checks`` (``mc.check_*`` for the exercises),
   ``exercises`` (student versions; ``python -m mricourse.exercises``)
 """
@@ -57,6 +57,7 @@ from .data import (
     write_nifti,
 )
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
+from .gan_eval import C2STResult, c2st, foreground_mask, intensity_histogram, ncc, nearest_neighbours, radial_profile
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
 from .losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
 from .masks import (
@@ -95,6 +96,19 @@ from .models.varnet import (
     sens_reduce,
     state_dict_from_fastmri,
     varnet_step,
+)
+from .models.dae import DAE, DAEConfig, add_gaussian_noise
+from .models.dcgan import (
+    DCGANConfig,
+    Discriminator,
+    Generator,
+    discriminator_loss,
+    from_gan_range,
+    gan_step,
+    generator_loss,
+    make_gan,
+    slerp,
+    to_gan_range,
 )
 from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step

@@ -1,0 +1,116 @@
+"""A denoising autoencoder with symmetric skip connections (RED-Net style) for MR slices.
+
+Reference: X.-J. Mao, C. Shen, Y.-B. Yang, "Image restoration using very deep convolutional
+encoder-decoder networks with symmetric skip connections", NeurIPS 2016 (RED-Net), the denoiser
+that Bermudez et al. (SPIE 2018) trained on brain slices.
+
+The encoder is a chain of 3x3 convolutions with ReLU, ``h_i = relu(conv_i(h_{i-1}))``, ``h_0 = y``;
+the decoder mirrors it with 3x3 transposed convolutions. Every ``skip_every`` layers, the encoder's
+feature map is added to its mirror in the decoder before the ReLU,
+
+    g_{i-1} = relu(deconv_i(g_i) + h_{i-1})        (i - 1 a multiple of skip_every),
+
+and the outermost skip adds the noisy input to the output, so the network learns the residual:
+``x_hat = y + deconv_1(g_1)``. The skips carry detail past the bottleneck and let gradients reach
+the first layers. Optionally the noise level ``sigma`` enters as an extra constant input channel
+(one network for every noise level, like FFDNet) instead of one network per level as in the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["DAEConfig", "DAE", "add_gaussian_noise"]
+
+
+@dataclass
+class DAEConfig:
+    """Sizes of the RED-Net.
+
+    Attributes:
+        num_layers: convolutions in the encoder (the decoder has as many transposed convolutions).
+        chans: feature channels of every hidden layer.
+        skip_every: add an encoder map to its mirrored decoder map every this many layers.
+        in_chans: image channels.
+        noise_conditional: feed ``sigma`` as an extra input channel.
+    """
+
+    num_layers: int = 5
+    chans: int = 32
+    skip_every: int = 2
+    in_chans: int = 1
+    noise_conditional: bool = True
+
+    def __post_init__(self):
+        if self.num_layers < 1 or self.skip_every < 1:
+            raise ValueError(f"DAEConfig: expected num_layers, skip_every >= 1, got {self.num_layers}, {self.skip_every}")
+
+    @classmethod
+    def paper(cls) -> DAEConfig:
+        """RED-Net 20 (10 convolutions, 10 deconvolutions, 64 channels), one network per noise level."""
+        return cls(num_layers=10, chans=64, noise_conditional=False)
+
+    @classmethod
+    def smoke(cls) -> DAEConfig:
+        return cls(num_layers=3, chans=8)
+
+    @classmethod
+    def cpu(cls) -> DAEConfig:
+        return cls(num_layers=5, chans=32)
+
+    @classmethod
+    def gpu(cls) -> DAEConfig:
+        return cls(num_layers=8, chans=64)
+
+    @classmethod
+    def for_profile(cls, profile) -> DAEConfig:
+        """The preset named after a profile (``mc.profile()`` or its name)."""
+        return getattr(cls, str(profile))()
+
+
+class DAE(nn.Module):
+    """RED-Net denoiser: noisy (B, C, H, W) [+ sigma (B,)] -> denoised (B, C, H, W), any H, W."""
+
+    def __init__(self, cfg: DAEConfig):
+        super().__init__()
+        self.cfg = cfg
+        n, c = cfg.num_layers, cfg.chans
+        first = cfg.in_chans + int(cfg.noise_conditional)
+        self.encoder = nn.ModuleList([nn.Conv2d(first if i == 0 else c, c, 3, padding=1) for i in range(n)])
+        # decoder[i] maps level i + 1 back to level i (decoder[0] produces the image residual)
+        self.decoder = nn.ModuleList([nn.ConvTranspose2d(c, cfg.in_chans if i == 0 else c, 3, padding=1) for i in range(n)])
+        self.relu = nn.ReLU(inplace=True)
+        nn.init.zeros_(self.decoder[0].weight)  # start as the identity x_hat = y
+        nn.init.zeros_(self.decoder[0].bias)
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor | float | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        if noisy.ndim != 4 or noisy.shape[1] != cfg.in_chans:
+            raise ValueError(f"DAE: expected noisy images of shape (B, {cfg.in_chans}, H, W), got {tuple(noisy.shape)}")
+        h = noisy
+        if cfg.noise_conditional:
+            if sigma is None:
+                raise ValueError("DAE: this network is noise-conditional; pass sigma (a float or a (B,) tensor)")
+            s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).reshape(-1, 1, 1, 1)
+            h = torch.cat([noisy, s.expand(noisy.shape[0], 1, *noisy.shape[2:])], dim=1)  # (B, C + 1, H, W)
+        feats = []  # h_1 .. h_n
+        for conv in self.encoder:
+            h = self.relu(conv(h))
+            feats.append(h)
+        g = feats[-1]  # g_n = h_n
+        for i in range(cfg.num_layers - 1, 0, -1):  # g_i = relu(deconv(g_{i+1}) [+ h_i])
+            g = self.decoder[i](g)
+            if i % cfg.skip_every == 0:
+                g = g + feats[i - 1]  # the symmetric skip from h_i
+            g = self.relu(g)
+        return noisy + self.decoder[0](g)  # the outermost skip: learn the residual
+
+
+def add_gaussian_noise(images: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``y = x + sigma n``, ``n ~ N(0, 1)``; ``sigma`` a float or a (B,) tensor of per-image levels."""
+    s = torch.as_tensor(sigma, dtype=images.dtype).reshape(-1, *([1] * (images.ndim - 1))).to(images.device)
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
+    return images + s * noise

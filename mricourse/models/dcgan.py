@@ -1,0 +1,248 @@
+"""A DCGAN for single-channel brain slices, with the alternating GAN update written out.
+
+Reference: C. Bermudez, A. J. Plassard, L. T. Davis, A. T. Newton, S. M. Resnick, B. A. Landman,
+"Learning implicit brain MRI manifolds with deep learning", Proc. SPIE Medical Imaging 10574 (2018).
+
+The generator maps a latent vector ``z ~ N(0, I)`` of ``nz`` numbers to a 4x4 feature map, then
+doubles the size with transposed convolutions (kernel 4, stride 2, batch norm, ReLU) up to the
+image, which ends in ``tanh`` (images live in [-1, 1]). The discriminator mirrors it with strided
+convolutions and LeakyReLU 0.2 and returns one logit per image. Training solves
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+by alternating one step on D and one on G, with G's non-saturating loss ``-log D(G(z))``
+(Goodfellow et al. 2014) and the DCGAN stabilisers: Adam (2e-4, beta1 0.5), weights from
+N(0, 0.02), no batch norm on D's input layer, optional one-sided label smoothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "DCGANConfig",
+    "Generator",
+    "Discriminator",
+    "discriminator_loss",
+    "generator_loss",
+    "gan_step",
+    "make_gan",
+    "to_gan_range",
+    "from_gan_range",
+    "slerp",
+]
+
+
+@dataclass
+class DCGANConfig:
+    """Sizes and optimiser settings of the DCGAN.
+
+    Attributes:
+        image_size: side of the square images, a power of two >= 8.
+        nz: length of the latent vector z.
+        ngf, ndf: channels of the generator's last / the discriminator's first hidden layer; they
+            double at every halving of the size (the paper's 4x4x256 start is ``ngf=32`` at 64 px).
+        lr, beta1: Adam's learning rate and first-moment decay, for both networks.
+        label_smoothing: real targets for D are ``1 - label_smoothing`` (one-sided smoothing).
+        instance_noise: standard deviation of Gaussian noise added to every image D sees, real
+            or generated (Sonderby et al. 2017): it blurs the give-aways D would otherwise latch
+            on to (a perfectly black background) so that its gradients stay useful to G.
+    """
+
+    image_size: int = 64
+    nz: int = 100
+    ngf: int = 32
+    ndf: int = 32
+    lr: float = 2e-4
+    beta1: float = 0.5
+    label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.image_size < 8 or self.image_size & (self.image_size - 1):
+            raise ValueError(f"DCGANConfig: expected image_size a power of two >= 8, got {self.image_size}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"DCGANConfig: expected 0 <= label_smoothing < 0.5, got {self.label_smoothing}")
+
+    @property
+    def num_ups(self) -> int:
+        """Number of size doublings from 4x4 to the image."""
+        return int(math.log2(self.image_size)) - 2
+
+    @classmethod
+    def paper(cls) -> DCGANConfig:
+        """z of 100 -> 4x4x256 -> ... -> 64x64 (Radford et al. 2016's layout at the course's size)."""
+        return cls(image_size=64, nz=100, ngf=32, ndf=32)
+
+    @classmethod
+    def smoke(cls) -> DCGANConfig:
+        return cls(image_size=32, nz=32, ngf=8, ndf=8)
+
+    @classmethod
+    def cpu(cls) -> DCGANConfig:
+        return cls(image_size=64, nz=100, ngf=32, ndf=32, label_smoothing=0.1)
+
+    @classmethod
+    def gpu(cls) -> DCGANConfig:
+        return cls(image_size=128, nz=100, ngf=64, ndf=64, label_smoothing=0.1)
+
+    @classmethod
+    def for_profile(cls, profile) -> DCGANConfig:
+        """The preset named after a profile (``mc.profile()`` or its name)."""
+        return getattr(cls, str(profile))()
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    """z (B, nz) -> image (B, 1, S, S) in [-1, 1]: 4x4 projection, then (ConvT4 s2, BN, ReLU) x n, tanh."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.ngf * 2 ** (cfg.num_ups - 1)  # channels at 4x4
+        layers = [nn.ConvTranspose2d(cfg.nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]  # (B, ch, 4, 4)
+        for _ in range(cfg.num_ups - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, 1, 4, 2, 1, bias=False), nn.Tanh()]  # (B, 1, S, S)
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.cfg.nz:
+            raise ValueError(f"Generator: expected z of shape (B, {self.cfg.nz}), got {tuple(z.shape)}")
+        return self.net(z[:, :, None, None])  # (B, nz, 1, 1) -> (B, 1, S, S)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images from fresh latent vectors (eval mode, no gradients), (n, 1, S, S)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.cfg.nz, generator=generator).to(device)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            out = self(z)
+        self.train(was_training)
+        return out
+
+
+class Discriminator(nn.Module):
+    """image (B, 1, S, S) -> one logit per image (B,): Conv4 s2 + LReLU, (Conv4 s2, BN, LReLU) x n, Conv4."""
+
+    def __init__(self, cfg: DCGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.ndf
+        layers = [nn.Conv2d(1, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no norm on the input layer
+        for _ in range(cfg.num_ups - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # (B, ch, 4, 4) -> (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.cfg.image_size
+        if x.ndim != 4 or x.shape[1:] != (1, s, s):
+            raise ValueError(f"Discriminator: expected images of shape (B, 1, {s}, {s}), got {tuple(x.shape)}")
+        return self.net(x).flatten()  # (B,)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """``-[log D(x) + log(1 - D(G(z)))]`` as binary cross-entropy on logits (real target ``real_label``)."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss ``-log D(G(z))`` (strong gradients while D wins)."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def make_gan(cfg: DCGANConfig, device=None):
+    """Generator, discriminator and their Adam optimisers (lr, (beta1, 0.999)) on ``device``."""
+    G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    return G, D, opt_g, opt_d
+
+
+def gan_step(G: Generator, D: Discriminator, opt_g, opt_d):
+    """A ``step(real) -> losses`` for :func:`mricourse.fit`: one update of D, then one of G.
+
+    ``real`` is a batch (B, 1, S, S) in [-1, 1] (or a tuple whose first item is). The returned
+    ``d_real`` / ``d_fake`` are D's mean probabilities that real / generated images are real.
+    """
+    cfg = G.cfg
+
+    def step(batch):
+        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        device = next(G.parameters()).device
+        real = real.to(device)
+        G.train()
+        D.train()
+        z = torch.randn(real.shape[0], cfg.nz, device=device)
+        fake = G(z)  # (B, 1, S, S)
+
+        def noisy(x):  # instance noise, fresh for every look of D
+            return x + cfg.instance_noise * torch.randn_like(x) if cfg.instance_noise > 0 else x
+
+        # 1) discriminator: push D(x) -> 1 and D(G(z)) -> 0; G is held fixed (detach)
+        real_logits, fake_logits = D(noisy(real)), D(noisy(fake.detach()))
+        loss_d = discriminator_loss(real_logits, fake_logits, real_label=1.0 - cfg.label_smoothing)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # 2) generator: push the updated D(G(z)) -> 1; only G's optimiser steps
+        loss_g = generator_loss(D(noisy(fake)))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "d_real": torch.sigmoid(real_logits).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits).mean().item(),
+        }
+
+    return step
+
+
+def to_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:
+    """Images with the brain's bright end at ``vmax`` -> [-1, 1] (clipped): ``2 x / vmax - 1``."""
+    return (images / vmax).clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+def from_gan_range(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]."""
+    return (images + 1.0) / 2.0
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent vectors (nz,) for weights ``t`` (T,) -> (T, nz).
+
+    Gaussian latents concentrate near a sphere, so walking on its great circle keeps every point
+    typical, unlike the straight line (White 2016).
+    """
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)[:, None]  # (T, 1)
+    cos = F.cosine_similarity(z0, z1, dim=0).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega.abs() < 1e-6:  # parallel vectors: the straight line
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
