@@ -10,8 +10,9 @@ import mricourse as mc
 
 @pytest.mark.parametrize("shape", [(2, 1, 32, 32), (3, 1, 37, 41), (1, 2, 16, 9)])
 @pytest.mark.parametrize("conditional", [True, False])
-def test_shapes_any_size(shape, conditional):
-    cfg = mc.DAEConfig(num_layers=4, chans=8, in_chans=shape[1], noise_conditional=conditional)
+@pytest.mark.parametrize("down", [(), (2,), (1, 3)])
+def test_shapes_any_size(shape, conditional, down):
+    cfg = mc.DAEConfig(num_layers=4, chans=8, in_chans=shape[1], noise_conditional=conditional, down_layers=down)
     y = torch.randn(shape)
     out = mc.DAE(cfg)(y, sigma=0.1 if conditional else None)
     assert out.shape == shape
@@ -42,6 +43,17 @@ def test_skips_every_two_layers():
     grads = torch.autograd.grad(out.sum(), [net.encoder[1].weight, net.encoder[2].weight], allow_unused=True)
     assert grads[0].abs().sum() > 0  # h_2 = relu(conv_2(h_1)) reaches the output through its skip
     assert grads[1] is None or grads[1].abs().sum() == 0  # h_3's path was cut: no skip at level 3
+
+
+def test_strided_layers_halve_the_size():
+    net = mc.DAE(mc.DAEConfig(num_layers=3, chans=4, down_layers=(2,)))
+    sizes = []
+    for layer in net.encoder:
+        layer.register_forward_hook(lambda m, inp, out: sizes.append(tuple(out.shape[-2:])))
+    net(torch.randn(1, 1, 21, 20), sigma=0.1)
+    assert sizes == [(21, 20), (11, 10), (11, 10)]
+    with pytest.raises(ValueError, match="down_layers"):
+        mc.DAEConfig(num_layers=3, down_layers=(4,))
 
 
 def test_sigma_is_required_and_used():

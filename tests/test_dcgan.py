@@ -10,9 +10,10 @@ import torch
 import mricourse as mc
 
 
+@pytest.mark.parametrize("upsample", ["nearest", "transposed"])
 @pytest.mark.parametrize("size", [8, 32, 64, 128])
-def test_generator_and_discriminator_shapes(size):
-    cfg = mc.DCGANConfig(image_size=size, nz=16, ngf=4, ndf=4)
+def test_generator_and_discriminator_shapes(size, upsample):
+    cfg = mc.DCGANConfig(image_size=size, nz=16, ngf=4, ndf=4, upsample=upsample)
     G, D = mc.Generator(cfg), mc.Discriminator(cfg)
     x = G(torch.randn(3, 16))
     assert x.shape == (3, 1, size, size)
@@ -25,6 +26,7 @@ def test_paper_layout_starts_at_4x4x256():
     G = mc.Generator(mc.DCGANConfig.paper())
     first = G.net[0]
     assert (first.in_channels, first.out_channels) == (100, 256)
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in G.net) == 5  # 1 -> 4 -> 8 -> ... -> 64
     assert G(torch.randn(2, 100)).shape == (2, 1, 64, 64)
 
 
@@ -40,6 +42,8 @@ def test_wrong_inputs_raise():
     cfg = mc.DCGANConfig.smoke()
     with pytest.raises(ValueError, match="power of two"):
         mc.DCGANConfig(image_size=48)
+    with pytest.raises(ValueError, match="upsample"):
+        mc.DCGANConfig(upsample="bilinear")
     with pytest.raises(ValueError, match="label_smoothing"):
         mc.DCGANConfig(label_smoothing=0.7)
     with pytest.raises(ValueError, match=r"\(B, 32\)"):

@@ -13,7 +13,9 @@ feature map is added to its mirror in the decoder before the ReLU,
 and the outermost skip adds the noisy input to the output, so the network learns the residual:
 ``x_hat = y + deconv_1(g_1)``. The skips carry detail past the bottleneck and let gradients reach
 the first layers. Optionally the noise level ``sigma`` enters as an extra constant input channel
-(one network for every noise level, like FFDNet) instead of one network per level as in the paper.
+(one network for every noise level, like FFDNet) instead of one network per level as in the paper,
+and some encoder layers may stride by 2 (their mirrors upsample by 2): the deeper layers then
+work on a quarter of the pixels and see twice as far, for the same cost.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class DAEConfig:
         skip_every: add an encoder map to its mirrored decoder map every this many layers.
         in_chans: image channels.
         noise_conditional: feed ``sigma`` as an extra input channel.
+        down_layers: encoder layers (1-based) that halve the size with stride 2; their mirrored
+            transposed convolutions double it back.
     """
 
     num_layers: int = 5
@@ -43,10 +47,14 @@ class DAEConfig:
     skip_every: int = 2
     in_chans: int = 1
     noise_conditional: bool = True
+    down_layers: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.num_layers < 1 or self.skip_every < 1:
             raise ValueError(f"DAEConfig: expected num_layers, skip_every >= 1, got {self.num_layers}, {self.skip_every}")
+        self.down_layers = tuple(self.down_layers)
+        if any(not 1 <= i <= self.num_layers for i in self.down_layers):
+            raise ValueError(f"DAEConfig: expected down_layers within 1..{self.num_layers}, got {self.down_layers}")
 
     @classmethod
     def paper(cls) -> DAEConfig:
@@ -79,9 +87,12 @@ class DAE(nn.Module):
         self.cfg = cfg
         n, c = cfg.num_layers, cfg.chans
         first = cfg.in_chans + int(cfg.noise_conditional)
-        self.encoder = nn.ModuleList([nn.Conv2d(first if i == 0 else c, c, 3, padding=1) for i in range(n)])
+        stride = [2 if i + 1 in cfg.down_layers else 1 for i in range(n)]
+        self.encoder = nn.ModuleList([nn.Conv2d(first if i == 0 else c, c, 3, stride[i], padding=1) for i in range(n)])
         # decoder[i] maps level i + 1 back to level i (decoder[0] produces the image residual)
-        self.decoder = nn.ModuleList([nn.ConvTranspose2d(c, cfg.in_chans if i == 0 else c, 3, padding=1) for i in range(n)])
+        self.decoder = nn.ModuleList(
+            [nn.ConvTranspose2d(c, cfg.in_chans if i == 0 else c, 3, stride[i], padding=1) for i in range(n)]
+        )
         self.relu = nn.ReLU(inplace=True)
         nn.init.zeros_(self.decoder[0].weight)  # start as the identity x_hat = y
         nn.init.zeros_(self.decoder[0].bias)
@@ -96,17 +107,17 @@ class DAE(nn.Module):
                 raise ValueError("DAE: this network is noise-conditional; pass sigma (a float or a (B,) tensor)")
             s = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device).reshape(-1, 1, 1, 1)
             h = torch.cat([noisy, s.expand(noisy.shape[0], 1, *noisy.shape[2:])], dim=1)  # (B, C + 1, H, W)
-        feats = []  # h_1 .. h_n
+        feats = [h]  # h_0 .. h_n
         for conv in self.encoder:
             h = self.relu(conv(h))
             feats.append(h)
         g = feats[-1]  # g_n = h_n
         for i in range(cfg.num_layers - 1, 0, -1):  # g_i = relu(deconv(g_{i+1}) [+ h_i])
-            g = self.decoder[i](g)
+            g = self.decoder[i](g, output_size=feats[i].shape[-2:])  # output_size: undo odd-size strides
             if i % cfg.skip_every == 0:
-                g = g + feats[i - 1]  # the symmetric skip from h_i
+                g = g + feats[i]  # the symmetric skip from h_i
             g = self.relu(g)
-        return noisy + self.decoder[0](g)  # the outermost skip: learn the residual
+        return noisy + self.decoder[0](g, output_size=noisy.shape[-2:])  # the outermost skip: learn the residual
 
 
 def add_gaussian_noise(images: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -4,8 +4,11 @@ Reference: C. Bermudez, A. J. Plassard, L. T. Davis, A. T. Newton, S. M. Resnick
 "Learning implicit brain MRI manifolds with deep learning", Proc. SPIE Medical Imaging 10574 (2018).
 
 The generator maps a latent vector ``z ~ N(0, I)`` of ``nz`` numbers to a 4x4 feature map, then
-doubles the size with transposed convolutions (kernel 4, stride 2, batch norm, ReLU) up to the
-image, which ends in ``tanh`` (images live in [-1, 1]). The discriminator mirrors it with strided
+doubles the size (batch norm, ReLU) up to the image, which ends in ``tanh`` (images live in
+[-1, 1]). DCGAN doubles with transposed convolutions (kernel 4, stride 2, ``upsample="transposed"``);
+their uneven overlap paints checkerboards that a discriminator spots at once, and in a few hundred
+steps on 528 slices that generator never escaped them here, so the presets resize first
+(nearest neighbour, then a 3x3 convolution, ``upsample="nearest"``; Odena et al. 2016). The discriminator mirrors it with strided
 convolutions and LeakyReLU 0.2 and returns one logit per image. Training solves
 
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
@@ -48,6 +51,7 @@ class DCGANConfig:
         ngf, ndf: channels of the generator's last / the discriminator's first hidden layer; they
             double at every halving of the size (the paper's 4x4x256 start is ``ngf=32`` at 64 px).
         lr, beta1: Adam's learning rate and first-moment decay, for both networks.
+        upsample: "nearest" (resize, then conv3) or "transposed" (ConvTranspose k4 s2, the paper's).
         label_smoothing: real targets for D are ``1 - label_smoothing`` (one-sided smoothing).
         instance_noise: standard deviation of Gaussian noise added to every image D sees, real
             or generated (Sonderby et al. 2017): it blurs the give-aways D would otherwise latch
@@ -60,6 +64,7 @@ class DCGANConfig:
     ndf: int = 32
     lr: float = 2e-4
     beta1: float = 0.5
+    upsample: str = "nearest"
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
 
@@ -68,6 +73,8 @@ class DCGANConfig:
             raise ValueError(f"DCGANConfig: expected image_size a power of two >= 8, got {self.image_size}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"DCGANConfig: expected 0 <= label_smoothing < 0.5, got {self.label_smoothing}")
+        if self.upsample not in ("nearest", "transposed"):
+            raise ValueError(f"DCGANConfig: expected upsample 'nearest' or 'transposed', got {self.upsample!r}")
 
     @property
     def num_ups(self) -> int:
@@ -76,8 +83,8 @@ class DCGANConfig:
 
     @classmethod
     def paper(cls) -> DCGANConfig:
-        """z of 100 -> 4x4x256 -> ... -> 64x64 (Radford et al. 2016's layout at the course's size)."""
-        return cls(image_size=64, nz=100, ngf=32, ndf=32)
+        """z of 100 -> 4x4x256 -> transposed convolutions -> 64x64 (Radford et al. 2016's layout)."""
+        return cls(image_size=64, nz=100, ngf=32, ndf=32, upsample="transposed")
 
     @classmethod
     def smoke(cls) -> DCGANConfig:
@@ -108,18 +115,25 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def up2(in_chans: int, out_chans: int, mode: str, bias: bool = False) -> list[nn.Module]:
+    """Double the size: a transposed conv (kernel 4, stride 2) or nearest resize + conv3."""
+    if mode == "transposed":
+        return [nn.ConvTranspose2d(in_chans, out_chans, 4, 2, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_chans, out_chans, 3, 1, 1, bias=bias)]
+
+
 class Generator(nn.Module):
-    """z (B, nz) -> image (B, 1, S, S) in [-1, 1]: 4x4 projection, then (ConvT4 s2, BN, ReLU) x n, tanh."""
+    """z (B, nz) -> image (B, 1, S, S) in [-1, 1]: 4x4 projection, then (up x2, BN, ReLU) x n, tanh."""
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
         self.cfg = cfg
         ch = cfg.ngf * 2 ** (cfg.num_ups - 1)  # channels at 4x4
         layers = [nn.ConvTranspose2d(cfg.nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]  # (B, ch, 4, 4)
-        for _ in range(cfg.num_ups - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+        for _ in range(cfg.num_ups - 1):  # (B, ch, s, s) -> (B, ch / 2, 2s, 2s)
+            layers += [*up2(ch, ch // 2, cfg.upsample), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, 1, 4, 2, 1, bias=False), nn.Tanh()]  # (B, 1, S, S)
+        layers += [*up2(ch, 1, cfg.upsample, bias=True), nn.Tanh()]  # (B, 1, S, S)
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
 
