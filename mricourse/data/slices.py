@@ -67,6 +67,8 @@ def brain_slices(
     tumour: bool = False,
     deform: float = 1.0,
     start: int = 0,
+    z_mm: float | None = None,
+    displacement: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Axial digital-brain slices from distinct random subjects.
 
@@ -79,10 +81,16 @@ def brain_slices(
         field: 1.5 or 3.0 T. noise: Rician sigma as a fraction of the brain's 99.5th percentile.
         tumour: add a BraTS-like lesion to every slice; labels are then BraTS labels (0, 1, 2, 4).
         deform: strength of the random affine + diffeomorphic deformation.
+        z_mm: put every subject's slice at this MNI z (within :data:`Z_RANGE_MM`; needs
+            ``slices_per_subject=1``): pairs of subjects then show the same anatomy (registration).
+            A subject's deformation and tissue parameters do not depend on it.
+        displacement: also return each slice's 2D displacement (registration ground truth).
     Returns:
         dict with ``images`` float32 (N, len(contrasts), H, W), each image scaled so that the
         noise-free brain's 99.5th percentile is 1; ``labels`` int64 (N, 1, H, W) (0 background,
-        1 CSF, 2 GM, 3 WM); ``subject`` int64 (N,). N = n_subjects x slices_per_subject.
+        1 CSF, 2 GM, 3 WM); ``subject`` int64 (N,); with ``displacement=True`` also
+        ``displacement`` float32 (N, 2, H, W) in pixels, ``slice(x) = atlas slice(x + u(x))``
+        (convention of :func:`mricourse.warp`). N = n_subjects x slices_per_subject.
     """
     contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(contrasts)
     for c in contrasts:
@@ -94,6 +102,13 @@ def brain_slices(
     slab, px = _slab(h, w)
     if slices_per_subject > slab.shape[0]:
         raise ValueError(f"brain_slices: at most {slab.shape[0]} slices per subject, got {slices_per_subject}")
+    level = None
+    if z_mm is not None:
+        if not Z_RANGE_MM[0] <= z_mm <= Z_RANGE_MM[1] or slices_per_subject != 1:
+            raise ValueError(
+                f"brain_slices: z_mm needs a z in {Z_RANGE_MM} mm and slices_per_subject=1, got {z_mm!r}, {slices_per_subject}"
+            )
+        level = int(round(z_mm - Z_RANGE_MM[0]))
     out = [
         _chunk(
             list(range(i, min(i + _CHUNK, start + n_subjects))),
@@ -106,20 +121,24 @@ def brain_slices(
             noise,
             tumour,
             deform,
+            level,
         )
         for i in range(start, start + n_subjects, _CHUNK)
     ]
-    return {k: torch.cat([o[k] for o in out]) for k in ("images", "labels", "subject")}
+    keys = ("images", "labels", "subject") + (("displacement",) if displacement else ())
+    return {k: torch.cat([o[k] for o in out]) for k in keys}
 
 
 _CHUNK = 32  # subjects processed together (vectorised)
 
 
-def _chunk(idx, slab, px, contrasts, sps, seed, field, noise, tumour, deform) -> dict[str, torch.Tensor]:
+def _chunk(idx, slab, px, contrasts, sps, seed, field, noise, tumour, deform, level=None) -> dict[str, torch.Tensor]:
     """Slices of the subjects ``idx`` (see :func:`brain_slices`)."""
     h, w = slab.shape[-2:]
     rngs = [rng_for(seed, i, 11) for i in idx]
     zs = torch.from_numpy(np.concatenate([np.sort(r.choice(slab.shape[0], sps, replace=False)) for r in rngs]))
+    if level is not None:  # the same axial level for everyone (the draw above keeps the streams)
+        zs = torch.full_like(zs, level)
     u = random_deformation((h, w), px, rngs, strength=deform).repeat_interleave(sps, 0)  # (N, 2, h, w)
     fr = slab[zs]
     if tumour:
@@ -147,4 +166,9 @@ def _chunk(idx, slab, px, contrasts, sps, seed, field, noise, tumour, deform) ->
             img = torch.sqrt((img + n[:, 0]) ** 2 + n[:, 1] ** 2)  # Rician
         images.append(img)
     subject = torch.tensor(idx, dtype=torch.int64).repeat_interleave(sps)
-    return {"images": torch.stack(images, 1).float(), "labels": lab[:, None].long(), "subject": subject}
+    return {
+        "images": torch.stack(images, 1).float(),
+        "labels": lab[:, None].long(),
+        "subject": subject,
+        "displacement": u.float(),
+    }
