@@ -114,7 +114,7 @@ from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalise
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
 from .profile import Profile, profile
-from .registration import IterativeConfig, IterativeResult, elastix_available, iterative_register
+from .registration import STRUCTURES, IterativeConfig, IterativeResult, elastix_available, iterative_register, score_registration
 from .results import Stopwatch, load_results, results_dir, save_results
 from .signal import (
     SEQUENCES,
@@ -131,4 +131,4 @@ from .signal import (
 )
 from .train import OneCycleSchedule, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
 from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
-from .viz import Table, compare_table, montage, plot_history, show, show_kspace
+from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace

@@ -22,7 +22,13 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-__all__ = ["IterativeConfig", "IterativeResult", "iterative_register", "elastix_available"]
+from .layers import warp
+from .metrics import dice, displacement_error, folding
+
+__all__ = ["IterativeConfig", "IterativeResult", "iterative_register", "elastix_available", "score_registration", "STRUCTURES"]
+
+#: label values of the digital brain's tissues, and their names
+STRUCTURES = {1: "CSF", 2: "GM", 3: "WM"}
 
 
 def elastix_available() -> bool:
@@ -168,3 +174,29 @@ def iterative_register(fixed, moving, cfg: IterativeConfig | None = None) -> Ite
     result.flow = result.flows["bspline" if cfg.deformable else cfg.linear]
     result.transform = transform
     return result
+
+
+def score_registration(flow, moving_labels, fixed_labels, true_flow=None, structures: dict | None = None, ignore=None) -> dict:
+    """Score displacements (B, dims, *spatial) of B pairs; the metrics are means over the pairs.
+
+    Moving labels (B or 1, 1, *spatial) are warped with nearest-neighbour sampling and compared to
+    the fixed labels: ``dice <name>`` per structure and their mean ``dice``; ``folding %`` of the
+    voxels with det J <= 0 (whole image); with ``true_flow``, ``error px``, the mean end-point error
+    inside the fixed brain (labels > 0). ``ignore`` (B, 1, *spatial) bool: voxels left out of the
+    Dice and the error (e.g. a lesion).
+    """
+    structures = structures or STRUCTURES
+    flow = torch.as_tensor(flow).float()
+    n = flow.shape[0]
+    fixed_labels = torch.as_tensor(fixed_labels)
+    moving_labels = torch.as_tensor(moving_labels).expand(n, *fixed_labels.shape[1:])
+    warped = warp(moving_labels.float(), flow, mode="nearest").long()  # (B, 1, *spatial)
+    keep = torch.ones_like(fixed_labels, dtype=torch.bool) if ignore is None else ~torch.as_tensor(ignore).bool()
+    per = np.array([list(dice(warped[i][keep[i]], fixed_labels[i][keep[i]], structures).values()) for i in range(n)])
+    out = {f"dice {name}": float(v) for name, v in zip(structures.values(), per.mean(0))}
+    out["dice"] = float(per.mean())
+    out["folding %"] = float(np.mean([folding(flow[i : i + 1]) for i in range(n)]))
+    if true_flow is not None:
+        brain = (fixed_labels[:, 0] > 0) & keep[:, 0]
+        out["error px"] = float(np.mean([displacement_error(flow[i : i + 1], true_flow[i : i + 1], brain[i]) for i in range(n)]))
+    return out

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["show", "show_kspace", "montage", "plot_history", "Table", "compare_table"]
+__all__ = ["show", "show_kspace", "show_flow", "montage", "plot_history", "Table", "compare_table"]
 
 
 def _np(x) -> np.ndarray:
@@ -67,6 +67,34 @@ def show_kspace(kspace, title: str = "log |k|", ax=None, eps: float = 1e-9):
     ax.imshow(np.log(k + eps * k.max()), cmap="gray")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+    return ax
+
+
+def show_flow(flow, image=None, step: int = 4, ax=None, title: str = "", color: str = "tab:orange", linewidth: float = 0.6):
+    """Draw the deformation ``phi(x) = x + u(x)`` of a 2D displacement (2, H, W) or (1, 2, H, W) in
+    pixels as a warped grid (every ``step`` pixels), over ``image`` if given. Returns the axes.
+
+    ``phi(x)`` is where pixel ``x`` of the fixed image samples the moving one; folds show as
+    crossing grid lines."""
+    u = _np(flow).squeeze()
+    if u.ndim != 3 or u.shape[0] != 2:
+        raise ValueError(f"show_flow: expected a 2D displacement (2, H, W), got shape {_np(flow).shape}")
+    h, w = u.shape[1:]
+    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    if image is not None:
+        ax.imshow(_np(image).squeeze(), cmap="gray")
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    pr, pc = rows + u[0], cols + u[1]  # phi(x) in (row, col)
+    for r in range(0, h, step):
+        ax.plot(pc[r], pr[r], color=color, lw=linewidth)
+    for c in range(0, w, step):
+        ax.plot(pc[:, c], pr[:, c], color=color, lw=linewidth)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax
 
 

@@ -95,3 +95,38 @@ def test_errors_and_options():
     with pytest.raises(ValueError, match="2D or 3D"):
         mc.iterative_register(np.zeros(10), np.zeros(10))
     assert isinstance(mc.elastix_available(), bool)
+
+
+def test_brain_slices_give_registration_ground_truth():
+    """Atlas slice labels warped by a subject's displacement land on the subject's labels."""
+    atlas = mc.brain_slices(1, size=64, seed=3, z_mm=10.0, deform=0.0)
+    subj = mc.brain_slices(3, size=64, seed=4, z_mm=10.0, displacement=True)
+    assert subj["displacement"].shape == (3, 2, 64, 64) and "displacement" not in atlas
+    warped = mc.warp(atlas["labels"].float().expand(3, -1, -1, -1), subj["displacement"], mode="nearest").long()
+    for i in range(3):
+        after = np.mean(list(mc.dice(warped[i], subj["labels"][i], [1, 2, 3]).values()))
+        before = np.mean(list(mc.dice(atlas["labels"][0], subj["labels"][i], [1, 2, 3]).values()))
+        assert after > 0.85 and after > before + 0.1
+    # a subject's deformation does not depend on the level chosen
+    other = mc.brain_slices(3, size=64, seed=4, z_mm=20.0, displacement=True)
+    assert torch.equal(other["displacement"], subj["displacement"])
+    with pytest.raises(ValueError, match="z_mm"):
+        mc.brain_slices(1, size=64, z_mm=40.0)
+
+
+def test_score_registration():
+    img, labels = phantom((32, 32))
+    lab = labels[None, None].expand(2, 1, 32, 32)
+    zero = torch.zeros(2, 2, 32, 32)
+    s = mc.score_registration(zero, lab[:1], lab, true_flow=zero, structures={1: "outer", 2: "inner"})
+    assert s == {"dice outer": 1.0, "dice inner": 1.0, "dice": 1.0, "folding %": 0.0, "error px": 0.0}
+    shifted = mc.warp(lab.float(), shift_field((32, 32), (2.0, 0.0)).expand(2, -1, -1, -1), mode="nearest").long()
+    worse = mc.score_registration(zero, shifted[:1], lab, structures={1: "outer", 2: "inner"})
+    fixed = mc.score_registration(
+        shift_field((32, 32), (-2.0, 0.0)).expand(2, -1, -1, -1), shifted[:1], lab, structures={1: "outer", 2: "inner"}
+    )
+    assert worse["dice"] < 0.95 and fixed["dice"] > 0.99 and "error px" not in worse
+    ignore = torch.zeros_like(lab, dtype=torch.bool)
+    ignore[..., :16, :] = True  # leave out the top half
+    half = mc.score_registration(zero, shifted[:1], lab, structures={1: "outer", 2: "inner"}, ignore=ignore)
+    assert half["dice"] != worse["dice"]

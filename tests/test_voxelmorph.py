@@ -46,9 +46,21 @@ def test_shapes_2d_3d_odd(shape, diffeo):
     out = net(m, f)
     assert out.warped.shape == m.shape
     assert out.flow.shape == (2, len(shape), *shape)
-    expected_field = tuple(round(s / 2) for s in shape) if diffeo else shape
+    expected_field = tuple((s + 1) // 2 for s in shape) if diffeo else shape
     assert out.field.shape == (2, len(shape), *expected_field)
     assert out.flow.abs().max() < 1e-2  # initialised near the identity
+
+
+@pytest.mark.parametrize("shape, diffeo", [((32, 32), False), ((29, 35), True), ((15, 17, 19), False)])
+def test_half_resolution_flow(shape, diffeo):
+    """flow_downsize=2 predicts the field at half size (fewer operations) and resizes it."""
+    cfg = VoxelMorphConfig.smoke(dims=len(shape), diffeomorphic=diffeo, flow_downsize=2)
+    net = mc.VoxelMorph(cfg, shape)
+    out = net(torch.rand(1, 1, *shape), torch.rand(1, 1, *shape))
+    assert out.flow.shape == (1, len(shape), *shape)
+    assert out.field.shape == (1, len(shape), *[(s + 1) // 2 for s in shape])
+    full = mc.VoxelMorph(VoxelMorphConfig.smoke(dims=len(shape)), shape)
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters())  # no input skip
 
 
 def test_paper_preset_sizes():

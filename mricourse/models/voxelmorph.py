@@ -44,6 +44,8 @@ class VoxelMorphConfig:
         diffeomorphic: integrate a velocity field by scaling and squaring (Dalca et al. 2019).
         int_steps: scaling-and-squaring steps (7: ``v / 128`` composed 7 times).
         int_downsize: the velocity lives at ``1 / int_downsize`` resolution.
+        flow_downsize: 1 (paper) or 2: stop the decoder one level early and predict the field at
+            half resolution (its remaining convolutions run on 4x fewer pixels), then resize it.
         similarity: "mse" (lambda 0.01 in the paper) or "ncc" (lambda 1).
         ncc_win: NCC window size per axis.
         lam: weight of the smoothness term ``mean ||grad u||^2``.
@@ -58,6 +60,7 @@ class VoxelMorphConfig:
     diffeomorphic: bool = False
     int_steps: int = 7
     int_downsize: int = 2
+    flow_downsize: int = 1
     similarity: str = "ncc"
     ncc_win: int = 9
     lam: float = 1.0
@@ -70,6 +73,8 @@ class VoxelMorphConfig:
             raise ValueError(f"VoxelMorphConfig: expected dims 2 or 3, got {self.dims!r}")
         if self.similarity not in ("mse", "ncc"):
             raise ValueError(f"VoxelMorphConfig: expected similarity 'mse' or 'ncc', got {self.similarity!r}")
+        if self.flow_downsize not in (1, 2, 4):
+            raise ValueError(f"VoxelMorphConfig: expected flow_downsize 1, 2 or 4, got {self.flow_downsize!r}")
         if len(self.dec_chans) < len(self.enc_chans):
             raise ValueError(f"VoxelMorphConfig: need at least {len(self.enc_chans)} decoder widths, got {self.dec_chans}")
         self.enc_chans, self.dec_chans = tuple(self.enc_chans), tuple(self.dec_chans)
@@ -104,11 +109,13 @@ def _conv_block(in_chans: int, out_chans: int, dims: int, stride: int = 1) -> nn
 class VoxelMorphUNet(nn.Module):
     """The VoxelMorph U-Net: strided-conv encoder, decoder with upsampling and skips.
 
-    (B, in_chans, *spatial) -> (B, dec_chans[-1], *spatial). Upsampling is nearest-neighbour to
-    the skip's size, so odd sizes work.
+    (B, in_chans, *spatial) -> (B, dec_chans[-1], *spatial / 2^(levels - up_levels)): the first
+    ``up_levels`` decoder convs (default: one per encoder level) are each followed by a x2
+    upsampling and the skip; the rest run at the final resolution. Upsampling is
+    nearest-neighbour to the skip's size, so odd sizes work.
     """
 
-    def __init__(self, in_chans: int, enc_chans, dec_chans, dims: int = 2):
+    def __init__(self, in_chans: int, enc_chans, dec_chans, dims: int = 2, up_levels: int | None = None):
         super().__init__()
         self.encoder = nn.ModuleList()
         skip_chans, ch = [in_chans], in_chans
@@ -117,14 +124,14 @@ class VoxelMorphUNet(nn.Module):
             skip_chans.append(c)
             ch = c
         skip_chans.pop()  # the deepest level has no skip
+        up = len(enc_chans) if up_levels is None else up_levels
         self.decoder = nn.ModuleList()
-        for c in dec_chans[: len(enc_chans)]:
+        for c in dec_chans[:up]:
             self.decoder.append(_conv_block(ch, c, dims))
             ch = c + skip_chans.pop()
-        self.remaining = nn.Sequential(
-            *[_conv_block(a, b, dims) for a, b in zip((ch, *dec_chans[len(enc_chans) :]), dec_chans[len(enc_chans) :])]
-        )
-        self.out_chans = dec_chans[-1] if len(dec_chans) > len(enc_chans) else ch
+        rest = dec_chans[up:]
+        self.remaining = nn.Sequential(*[_conv_block(a, b, dims) for a, b in zip((ch, *rest), rest)])
+        self.out_chans = rest[-1] if rest else ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -159,13 +166,14 @@ class VoxelMorph(nn.Module):
         if len(size) != cfg.dims:
             raise ValueError(f"VoxelMorph: expected a {cfg.dims}D size, got {size}")
         self.cfg, self.size = cfg, size
-        self.unet = VoxelMorphUNet(2, cfg.enc_chans, cfg.dec_chans, cfg.dims)
+        up_levels = len(cfg.enc_chans) - {1: 0, 2: 1, 4: 2}[cfg.flow_downsize]
+        self.unet = VoxelMorphUNet(2, cfg.enc_chans, cfg.dec_chans, cfg.dims, up_levels)
         self.flow = _nd("Conv", cfg.dims)(self.unet.out_chans, cfg.dims, 3, padding=1)
         nn.init.normal_(self.flow.weight, std=1e-5)  # start near the identity
         nn.init.zeros_(self.flow.bias)
         self.transformer = SpatialTransformer(size)
         if cfg.diffeomorphic:
-            self.half = tuple(max(2, round(s / cfg.int_downsize)) for s in size)
+            self.half = tuple(max(2, -(-s // cfg.int_downsize)) for s in size)  # ceil, as a stride-2 conv
             self.integrate = VecInt(self.half, cfg.int_steps)
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor) -> VxmOutput:
@@ -174,12 +182,13 @@ class VoxelMorph(nn.Module):
                 f"VoxelMorph: expected moving and fixed images (B, 1, {', '.join(map(str, self.size))}), "
                 f"got {tuple(moving.shape)} and {tuple(fixed.shape)}"
             )
-        field = self.flow(self.unet(torch.cat([moving, fixed], dim=1)))  # (B, dims, *size)
+        field = self.flow(self.unet(torch.cat([moving, fixed], dim=1)))  # (B, dims, *size / flow_downsize)
         if self.cfg.diffeomorphic:
-            field = resize_flow(field, self.half)  # velocity v at half resolution
+            if tuple(field.shape[2:]) != self.half:
+                field = resize_flow(field, self.half)  # velocity v at 1 / int_downsize resolution
             flow = resize_flow(self.integrate(field), self.size)  # u = exp(v) - id, full size
         else:
-            flow = field
+            flow = field if tuple(field.shape[2:]) == self.size else resize_flow(field, self.size)
         return VxmOutput(self.transformer(moving, flow), flow, field)
 
     def warp_labels(self, labels: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
