@@ -40,7 +40,7 @@ def smooth_field(shape, amplitude, seed=0):
     "shape, diffeo", [((32, 32), False), ((29, 35), False), ((31, 33), True), ((16, 18, 20), False), ((15, 17, 19), True)]
 )
 def test_shapes_2d_3d_odd(shape, diffeo):
-    cfg = VoxelMorphConfig.smoke(dims=len(shape), diffeomorphic=diffeo)
+    cfg = VoxelMorphConfig.smoke(dims=len(shape), diffeomorphic=diffeo, flow_downsize=1)  # the paper's layout
     net = mc.VoxelMorph(cfg, shape)
     m, f = torch.rand(2, 1, *shape), torch.rand(2, 1, *shape)
     out = net(m, f)
@@ -59,7 +59,7 @@ def test_half_resolution_flow(shape, diffeo):
     out = net(torch.rand(1, 1, *shape), torch.rand(1, 1, *shape))
     assert out.flow.shape == (1, len(shape), *shape)
     assert out.field.shape == (1, len(shape), *[(s + 1) // 2 for s in shape])
-    full = mc.VoxelMorph(VoxelMorphConfig.smoke(dims=len(shape)), shape)
+    full = mc.VoxelMorph(VoxelMorphConfig.smoke(dims=len(shape), flow_downsize=1), shape)
     assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters())  # no input skip
 
 
@@ -73,6 +73,7 @@ def test_paper_preset_sizes():
     assert 90_000 < n2 < 110_000 and 280_000 < n3 < 320_000
     for name in ("smoke", "cpu", "gpu"):
         assert VoxelMorphConfig.for_profile(name).dims == 2
+    assert VoxelMorphConfig.for_profile("gpu").flow_downsize == 1 and VoxelMorphConfig.for_profile("cpu").flow_downsize == 2
 
 
 def test_config_and_input_errors():
@@ -90,7 +91,7 @@ def test_config_and_input_errors():
 def test_diffeomorphic_variant_does_not_fold():
     """Even with a large, random velocity the integrated field has no folds."""
     torch.manual_seed(0)
-    cfg = VoxelMorphConfig.smoke(diffeomorphic=True)
+    cfg = VoxelMorphConfig.smoke(diffeomorphic=True, flow_downsize=1)
     net = mc.VoxelMorph(cfg, (40, 40))
     with torch.no_grad():
         net.flow.weight.normal_(std=20.0)  # a rough, large velocity

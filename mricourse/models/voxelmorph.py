@@ -18,6 +18,7 @@ scaling and squaring, ``phi = exp(v)``, then resizes ``u`` (rescaling the vector
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -86,8 +87,10 @@ class VoxelMorphConfig:
 
     @classmethod
     def cpu(cls, **kw) -> VoxelMorphConfig:
-        """2D, the paper's widths (0.1M parameters), MSE, Dice-supervised, a faster learning rate."""
-        return cls(**{"dims": 2, "similarity": "mse", "lam": 0.01, "dice_weight": 0.1, "lr": 1e-3, **kw})
+        """2D, the paper's widths (0.1M parameters), MSE, Dice-supervised (gamma 1, lambda 0.1: the
+        Dice term dominates, the smoothness keeps folds away), the field at half resolution and a
+        faster learning rate: about 0.9 Dice after 2000 steps of 4 pairs at 128 x 128."""
+        return cls(**{"dims": 2, "similarity": "mse", "lam": 0.1, "dice_weight": 1.0, "flow_downsize": 2, "lr": 3e-3, **kw})
 
     @classmethod
     def smoke(cls, **kw) -> VoxelMorphConfig:
@@ -96,9 +99,9 @@ class VoxelMorphConfig:
 
     @classmethod
     def for_profile(cls, p: Profile | str | None = None, **kw) -> VoxelMorphConfig:
-        """``smoke`` / ``cpu`` presets, and the paper's 2D network with the cpu losses on ``gpu``."""
+        """``smoke`` / ``cpu`` presets; on ``gpu`` the cpu losses with the paper's full-resolution field."""
         p = p if isinstance(p, Profile) else _profile(p)
-        return p.pick(smoke=cls.smoke, cpu=cls.cpu, gpu=cls.cpu)(**kw)
+        return p.pick(smoke=cls.smoke, cpu=cls.cpu, gpu=partial(cls.cpu, flow_downsize=1))(**kw)
 
 
 def _conv_block(in_chans: int, out_chans: int, dims: int, stride: int = 1) -> nn.Sequential:
@@ -216,9 +219,10 @@ def voxelmorph_loss(out: VxmOutput, fixed: torch.Tensor, cfg: VoxelMorphConfig, 
     return total, parts
 
 
-def voxelmorph_step(model: VoxelMorph, optimizer: torch.optim.Optimizer):
+def voxelmorph_step(model: VoxelMorph, optimizer: torch.optim.Optimizer, scheduler=None):
     """A ``step`` for :func:`mricourse.fit` on batches ``{"moving", "fixed"[, "moving_labels",
-    "fixed_labels"]}`` of (B, 1, *size) tensors. Returns the loss and its parts."""
+    "fixed_labels"]}`` of (B, 1, *size) tensors; ``scheduler`` (optional) steps after each update.
+    Returns the loss and its parts."""
 
     def step(batch: dict) -> dict:
         device = next(model.parameters()).device
@@ -229,6 +233,8 @@ def voxelmorph_step(model: VoxelMorph, optimizer: torch.optim.Optimizer):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         return {"loss": loss.item(), **parts}
 
     return step
