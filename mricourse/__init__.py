@@ -85,18 +85,6 @@ from .metrics import (
 )
 from .models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
 from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, UnpairedDataset
-from .models.varnet import (
-    NormUNet,
-    SensitivityModel,
-    VarNet,
-    VarNetBlock,
-    VarNetConfig,
-    acs_mask,
-    sens_expand,
-    sens_reduce,
-    state_dict_from_fastmri,
-    varnet_step,
-)
 from .models.dae import DAE, DAEConfig, add_gaussian_noise
 from .models.dcgan import (
     DCGANConfig,
@@ -109,6 +97,18 @@ from .models.dcgan import (
     make_gan,
     slerp,
     to_gan_range,
+)
+from .models.varnet import (
+    NormUNet,
+    SensitivityModel,
+    VarNet,
+    VarNetBlock,
+    VarNetConfig,
+    acs_mask,
+    sens_expand,
+    sens_reduce,
+    state_dict_from_fastmri,
+    varnet_step,
 )
 from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step

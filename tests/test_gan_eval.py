@@ -59,7 +59,7 @@ def test_foreground_mask_fills_holes_and_ignores_scale():
     x = _heads(3)
     m = mc.foreground_mask(x)
     assert m.shape == (3, 32, 32) and m.dtype == torch.bool
-    yy, xx = np.mgrid[-1 : 1 : 32j, -1 : 1 : 32j]
+    yy, xx = np.mgrid[-1:1:32j, -1:1:32j]
     assert m[:, 16, 16].all()  # the dark 'ventricle' at the centre is inside the head
     assert not m[:, 0, 0].any()
     assert torch.equal(m, mc.foreground_mask(7 * x - 1))
