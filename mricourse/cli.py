@@ -42,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _checksum(module: torch.nn.Module) -> str:
+    """A hash of the parameters (what DDP keeps identical; batch-norm statistics are per process)."""
     h = hashlib.sha256()
-    for v in module.state_dict().values():
+    for v in module.parameters():
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
@@ -76,13 +77,8 @@ def train(args: argparse.Namespace) -> dict:
         seed=args.seed,
         progress=sys.stderr.isatty(),
     )
-    history = fit(step, loader, cfg, state={**wrapped, **task.optimizers}, config=task.config)
-    sums = [_checksum(m) for m in modules.values()]
-    gathered = [None] * distributed.world_size()
-    if distributed.world_size() > 1:
-        torch.distributed.all_gather_object(gathered, sums)
-    else:
-        gathered = [sums]
+    history = fit(step, loader, cfg, state={**wrapped, **task.optimizers}, config=task.config, local_state=task.local_state)
+    gathered = distributed.all_gather_object([_checksum(m) for m in modules.values()])
     result = {
         "task": args.task,
         "profile": prof.name,

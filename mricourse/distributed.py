@@ -30,6 +30,7 @@ __all__ = [
     "unwrap",
     "make_loader",
     "all_reduce_mean",
+    "all_gather_object",
     "barrier",
     "shutdown",
 ]
@@ -73,13 +74,29 @@ def is_main() -> bool:
     return rank() == 0
 
 
+class _DDP(DistributedDataParallel):
+    """``DistributedDataParallel`` that lends the wrapped model's other attributes (its ``cfg``,
+    helper methods), so an update step written for the plain model runs on the wrapper unchanged.
+    Only calls of the wrapper itself (``forward``) are synchronised."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
     """``DistributedDataParallel(model)`` when distributed (parameters are broadcast from rank 0
-    so every replica starts identical), the model itself otherwise."""
+    so every replica starts identical), the model itself otherwise.
+
+    A model with several trained parts (a GAN's generator and discriminator) wraps each part on
+    its own, so that each optimiser's gradients are averaged in the ``backward`` that produces
+    them. Batch-norm statistics stay per process (rank 0's are saved)."""
     if world_size() == 1:
         return model
     dev = next(model.parameters()).device
-    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return _DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -96,6 +113,10 @@ def make_loader(
     w = world_size()
     if global_batch % w:
         raise ValueError(f"make_loader: global batch {global_batch} is not divisible by the {w} processes")
+    if drop_last and len(dataset) < global_batch:
+        raise ValueError(
+            f"make_loader: {len(dataset)} samples do not fill one global batch of {global_batch}; pass a smaller batch"
+        )
     sampler = DistributedSampler(dataset, num_replicas=w, rank=rank(), shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(dataset, batch_size=global_batch // w, sampler=sampler, drop_last=drop_last, **kwargs)
 
@@ -107,6 +128,15 @@ def all_reduce_mean(value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t) / world_size()
+
+
+def all_gather_object(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` (picklable objects), on every process."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def barrier() -> None:

@@ -4,18 +4,23 @@
 ``cfg.steps`` steps or ``cfg.time_budget`` seconds have passed, cycling over ``loader``; it shows
 a ``tqdm`` progress bar, returns the history, and saves/resumes checkpoints (``state`` are the
 modules and optimisers to save; checkpoints hold their state dicts plus ``asdict(model config)``,
-are written atomically and loaded with ``weights_only=True``). GAN-style updates are written out
-in their model files and passed in as ``step``.
+every process's random number generators and ``local_state`` (per-process objects such as an
+image pool), are written atomically and loaded with ``weights_only=True``), so that a resumed
+run continues exactly as if it had not stopped. GAN-style updates are written out in their model
+files and passed in as ``step``.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -49,10 +54,16 @@ class TrainConfig:
     progress: bool = True
 
 
-def save_checkpoint(path, state: dict, step: int = 0, history: dict | None = None, config=None) -> None:
-    """Save state dicts of ``state`` (modules/optimisers) with the step, history and config.
+def save_checkpoint(
+    path, state: dict, step: int = 0, history: dict | None = None, config=None, local_state: dict | None = None
+) -> None:
+    """Save state dicts of ``state`` (modules/optimisers) with the step, history and config, and,
+    under ``"local"``, one entry per process: its random number generators (Python, NumPy, torch)
+    and the states of ``local_state`` (objects with ``state_dict``, or ``torch.Generator``).
 
-    In a distributed run only rank 0 writes (DDP wrappers are unwrapped), then all ranks wait."""
+    In a distributed run every process must call it (the local entries are gathered); only rank 0
+    writes (DDP wrappers are unwrapped), then all ranks wait."""
+    local = distributed.all_gather_object(_local_payload(local_state or {}))
     if not distributed.is_main():
         distributed.barrier()
         return
@@ -62,6 +73,7 @@ def save_checkpoint(path, state: dict, step: int = 0, history: dict | None = Non
         "history": history or {},
         "config": asdict(config) if is_dataclass(config) else (config or {}),
         "state": {name: obj.state_dict() for name, obj in state.items()},
+        "local": local,
     }
     with atomic_write(path) as tmp:
         torch.save(payload, tmp)
@@ -82,12 +94,42 @@ def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict
     return payload
 
 
+def _local_payload(local_state: dict) -> dict:
+    """This process's random number generators and the states of its ``local_state`` objects."""
+    np_state = np.random.get_state()  # ("MT19937", uint32 keys, pos, has_gauss, cached_gaussian)
+    rng = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    states = {k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict() for k, o in local_state.items()}
+    return {"rng": rng, "state": states}
+
+
+def _restore_local(entry: dict, local_state: dict) -> None:
+    """Inverse of :func:`_local_payload`."""
+    rng = entry["rng"]
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = rng["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    for k, obj in local_state.items():
+        if k not in entry["state"]:
+            raise KeyError(f"checkpoint has no local state {k!r}; it has {sorted(entry['state'])}")
+        obj.set_state(entry["state"][k]) if isinstance(obj, torch.Generator) else obj.load_state_dict(entry["state"][k])
+
+
 def fit(
     step: Callable[[object], dict],
     loader: Iterable,
     cfg: TrainConfig | None = None,
     state: dict | None = None,
     config=None,
+    local_state: dict | None = None,
 ) -> dict[str, list[float]]:
     """Run ``step`` on batches from ``loader`` and return ``{"step": [...], loss: [...], "time": [...]}``.
 
@@ -97,21 +139,42 @@ def fit(
         cfg: the :class:`TrainConfig`.
         state: modules and optimisers to checkpoint, e.g. ``{"model": net, "opt": opt}``.
         config: the model's config dataclass, stored in the checkpoint.
+        local_state: per-process objects to checkpoint and restore on resume, besides the
+            random number generators (an image pool, a data set's ``torch.Generator``).
+
+    Each process is seeded with ``cfg.seed + rank`` (fresh noise per process; DDP makes the
+    initial weights identical).
     """
     cfg = cfg or TrainConfig()
-    state = state or {}
+    state, local_state = state or {}, local_state or {}
     history: dict[str, list[float]] = {"step": [], "time": []}
-    start = 0
+    start, local = 0, None
     if cfg.checkpoint and cfg.resume and Path(cfg.checkpoint).exists():
         payload = load_checkpoint(cfg.checkpoint, state)
         start, history = payload["step"], payload["history"] or history
+        local = payload.get("local") or []
+        if len(local) != distributed.world_size():
+            warnings.warn(
+                f"{cfg.checkpoint} was written by {len(local)} process(es), resumed on {distributed.world_size()}: "
+                "random number streams restart from the seed",
+                stacklevel=2,
+            )
+            local = None
+            seed_everything(cfg.seed + distributed.rank() + start)
     else:
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed + distributed.rank())
     running: dict[str, list[float]] = {}
     t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
     epoch_len = len(loader) if hasattr(loader, "__len__") else None
     epoch = start // epoch_len if epoch_len else 0
-    it = _epoch_iter(loader, epoch, skip=start % epoch_len if epoch_len else 0)
+    skip = start % epoch_len if epoch_len else 0
+    # the random state goes back to where the run stopped: after the current epoch's iterator was
+    # made and its first ``skip`` batches drawn, or, at an epoch boundary, before the next is made
+    if local is not None and not skip:
+        _restore_local(local[distributed.rank()], local_state)
+    it = _epoch_iter(loader, epoch, skip=skip)
+    if local is not None and skip:
+        _restore_local(local[distributed.rank()], local_state)
     show = cfg.progress and distributed.is_main()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not show, desc="training")
     for i in bar:
@@ -135,12 +198,12 @@ def fit(
             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")})
             running = {}
         if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            save_checkpoint(cfg.checkpoint, state, done, history, config)
+            save_checkpoint(cfg.checkpoint, state, done, history, config, local_state)
         if out_of_time:
             break
     bar.close()
     if cfg.checkpoint and history["step"]:
-        save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config)
+        save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config, local_state)
     return history
 
 

@@ -143,11 +143,20 @@ class ImagePool:
                 out.append(im)
             elif self.rng.random() < 0.5:
                 i = self.rng.randrange(self.size)
-                out.append(self.images[i].clone())
+                out.append(self.images[i].to(im.device, copy=True))
                 self.images[i] = im
             else:
                 out.append(im)
         return torch.cat(out)
+
+    def state_dict(self) -> dict:
+        """The stored images and the random state, so that a resumed run draws as before."""
+        return {"images": torch.cat(self.images) if self.images else torch.zeros(0), "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images = list(state["images"].split(1)) if len(state["images"]) else []
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
 
 
 def lsgan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:

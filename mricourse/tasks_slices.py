@@ -1,0 +1,261 @@
+"""Training tasks on 2D brain slices: ``dcgan`` and ``dae`` (chapter 4), ``cyclegan`` (chapter 5),
+``voxelmorph`` (chapter 8).
+
+They read the ``slices`` data set (``train.npz``, ``test.npz`` written by
+``python data_scripts/make_data.py slices``) from ``--data``, or, without ``--data``, synthesise
+the same slices in memory with :func:`mricourse.brain_slices` at that data set's sizes for the
+profile. The GAN tasks list generator(s) and discriminator(s) as separate modules, so under
+``torchrun`` each is wrapped in its own ``DistributedDataParallel``; their update steps are the
+model files' own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
+
+from .profile import Profile
+from .tasks import Task, apply_overrides, register
+
+__all__ = ["load_slices", "NoisySlices", "CLIP"]
+
+#: slices are scaled so the brain's 99.5th percentile is 1; the GAN range [-1, 1] covers [0, CLIP]
+CLIP = 1.5
+
+
+def load_slices(data: Path | None, profile: Profile, contrasts=("T1w",)) -> tuple[dict, dict]:
+    """Train and test slices ``{"images": (N, len(contrasts), H, W), "labels": (N, 1, H, W),
+    "subject": (N,)}`` from the ``slices`` data set in ``data``, or synthesised (distinct subjects
+    for train and test) when ``data`` is None."""
+    import numpy as np
+
+    from .data.datasets import SliceData
+    from .data.make import dataset_params
+    from .data.slices import brain_slices
+
+    if data is None:
+        p = dataset_params("slices", profile.name)
+        return tuple(
+            brain_slices(n, contrasts=tuple(contrasts), size=p["size"], seed=p["seed"], start=start)
+            for n, start in ((p["train"], 0), (p["test"], p["train"]))
+        )
+    out = []
+    for split in ("train", "test"):
+        path = Path(data) / f"{split}.npz"
+        ds = SliceData(path)  # names the script that makes the file when it is missing
+        with np.load(path) as z:
+            names = [str(c) for c in z["contrasts"]] if "contrasts" in z.files else ["T1w"]
+        missing = [c for c in contrasts if c not in names]
+        if missing:
+            raise ValueError(f"{path}: expected contrasts {list(contrasts)}, the file has {names}")
+        idx = [names.index(c) for c in contrasts]
+        out.append({"images": ds.images[:, idx], "labels": ds.labels, "subject": ds.subject})
+    return tuple(out)
+
+
+@register("dcgan")
+def _dcgan(overrides: dict, data: Path | None, profile: Profile) -> Task:
+    """DCGAN (Bermudez 2018) on T1-weighted slices resized to ``image_size``. Evaluation: the
+    mean NCC of generated slices with their nearest training slice, beside that of held-out real
+    slices (a generator that copies its training set scores higher than new subjects do)."""
+    from .gan_eval import nearest_neighbours
+    from .models.dcgan import DCGANConfig, from_gan_range, gan_step, make_gan, to_gan_range
+
+    cfg = apply_overrides(DCGANConfig.for_profile(profile), overrides)
+    train, test = load_slices(data, profile, ("T1w",))
+
+    def prep(x):  # (N, 1, H, W) -> (N, 1, S, S) in [-1, 1]
+        x = F.interpolate(x, size=(cfg.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        return to_gan_range(x, vmax=CLIP)
+
+    G, D, opt_g, opt_d = make_gan(cfg)
+
+    def make_step(modules, optimizers):
+        return gan_step(modules["G"], modules["D"], optimizers["opt_g"], optimizers["opt_d"])
+
+    def evaluate(modules, val_set):
+        real_train, real_test = from_gan_range(prep(train["images"])), from_gan_range(val_set.tensors[0])
+        fake = from_gan_range(modules["G"].sample(len(real_test), generator=torch.Generator().manual_seed(0))).cpu()
+        return {
+            "ncc_generated_to_train": float(nearest_neighbours(fake, real_train)[0].mean()),
+            "ncc_test_to_train": float(nearest_neighbours(real_test, real_train)[0].mean()),
+        }
+
+    return Task(
+        cfg,
+        {"G": G, "D": D},
+        {"opt_g": opt_g, "opt_d": opt_d},
+        make_step,
+        TensorDataset(prep(train["images"])),
+        batch_size=profile.pick(smoke=2, cpu=32, gpu=64),
+        steps=profile.pick(smoke=4, cpu=1500, gpu=20_000),
+        val_set=TensorDataset(prep(test["images"])),
+        evaluate=evaluate,
+    )
+
+
+class NoisySlices(Dataset):
+    """``((y, sigma), x)`` with ``y = x + sigma n``: ``sigma`` uniform in ``sigmas`` (a fixed
+    level when both ends are equal), ``n`` from torch's global generator (checkpointed by ``fit``)."""
+
+    def __init__(self, images: torch.Tensor, sigmas: tuple[float, float] = (0.02, 0.2)):
+        self.images, self.sigmas = images, sigmas
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from .models.dae import add_gaussian_noise
+
+        lo, hi = self.sigmas
+        sigma = torch.tensor(lo + (hi - lo) * float(torch.rand(())))
+        x = self.images[i]
+        return (add_gaussian_noise(x[None], sigma)[0], sigma), x
+
+
+@register("dae")
+def _dae(overrides: dict, data: Path | None, profile: Profile) -> Task:
+    """The skip-connection denoising autoencoder (RED-Net, as in Bermudez 2018) on T1-weighted
+    slices with Gaussian noise, sigma in [0.02, 0.2] of the brain's bright end (0.1 for a
+    network that is not noise-conditional). Evaluation: PSNR of noisy and denoised held-out slices
+    at sigma 0.1."""
+    from .metrics import psnr
+    from .models.dae import DAE, DAEConfig, add_gaussian_noise
+    from .train import supervised_step
+
+    cfg = apply_overrides(DAEConfig.for_profile(profile), overrides)
+    train, test = load_slices(data, profile, ("T1w",))
+    sigmas = (0.02, 0.2) if cfg.noise_conditional else (0.1, 0.1)
+    model = DAE(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def evaluate(modules, val_set):
+        net = modules["model"].eval()
+        device = next(net.parameters()).device
+        x = val_set.clamp(0, CLIP)
+        y = add_gaussian_noise(x, 0.1, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            out = torch.cat([net(y[i : i + 16].to(device), 0.1).cpu() for i in range(0, len(y), 16)])
+        return {"psnr_noisy": psnr(x, y, data_range=CLIP), "psnr": psnr(x, out, data_range=CLIP)}
+
+    return Task(
+        cfg,
+        {"model": model},
+        {"opt": opt},
+        lambda modules, optimizers: supervised_step(modules["model"], optimizers["opt"], F.mse_loss),
+        NoisySlices(train["images"].clamp(0, CLIP), sigmas),
+        batch_size=profile.pick(smoke=2, cpu=16, gpu=32),
+        steps=profile.pick(smoke=4, cpu=600, gpu=10_000),
+        val_set=test["images"],
+        evaluate=evaluate,
+    )
+
+
+@register("cyclegan")
+def _cyclegan(overrides: dict, data: Path | None, profile: Profile) -> Task:
+    """CycleGAN (Welander 2018) T1 <-> T2, unpaired: T1 slices of the first half of the training
+    subjects, T2 slices of the other half. Evaluation: T1 -> T2 of held-out subjects against their
+    true T2 (PSNR, SSIM, MAE on [0, 1.5])."""
+    from .metrics import psnr, ssim
+    from .models.cyclegan import CycleGAN, CycleGANConfig, UnpairedDataset
+
+    cfg = apply_overrides(CycleGANConfig.for_profile(profile), overrides)
+    train, test = load_slices(data, profile, ("T1w", "T2w"))
+
+    def to_gan(x):  # [0, CLIP] -> [-1, 1]
+        return x.clamp(0, CLIP) / CLIP * 2 - 1
+
+    first = train["subject"] < train["subject"].float().median()  # disjoint subjects per domain
+    pairs = UnpairedDataset(to_gan(train["images"][first, :1]), to_gan(train["images"][~first, 1:]))
+    gan = CycleGAN(cfg)
+    parts = ("G_AB", "G_BA", "D_A", "D_B")
+
+    def make_step(modules, optimizers):
+        for name in parts:  # the (DDP-wrapped) parts replace the model's own
+            setattr(gan, name, modules[name])
+        return gan.step
+
+    def evaluate(modules, val_set):
+        g = modules["G_AB"].eval()
+        device = next(g.parameters()).device
+        t1, t2 = val_set[:, :1].clamp(0, CLIP), val_set[:, 1:].clamp(0, CLIP)
+        with torch.no_grad():
+            fake = torch.cat([g(to_gan(t1[i : i + 16]).to(device)).cpu() for i in range(0, len(t1), 16)])
+        fake = (fake.clamp(-1, 1) + 1) / 2 * CLIP
+        return {
+            "psnr": psnr(t2, fake, data_range=CLIP),
+            "ssim": float(ssim(t2, fake, data_range=CLIP)),
+            "mae": float((fake - t2).abs().mean()),
+        }
+
+    return Task(
+        cfg,
+        {name: getattr(gan, name) for name in parts},
+        {"opt_G": gan.opt_G, "opt_D": gan.opt_D},
+        make_step,
+        pairs,
+        batch_size=profile.pick(smoke=2, cpu=4, gpu=8),
+        steps=profile.pick(smoke=4, cpu=1500, gpu=20_000),
+        val_set=test["images"],
+        evaluate=evaluate,
+        local_state={"pool_A": gan.pool_A, "pool_B": gan.pool_B, "pairing": pairs.gen},
+    )
+
+
+@register("voxelmorph")
+def _voxelmorph(overrides: dict, data: Path | None, profile: Profile) -> Task:
+    """VoxelMorph (Balakrishnan 2019), 2D, subject-to-subject: random pairs of distinct training
+    subjects, with their tissue labels for the Dice term. Evaluation: Dice of the warped moving
+    labels on held-out pairs, beside the Dice before registration."""
+    from .data.datasets import RegistrationPairs
+    from .metrics import dice
+    from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
+
+    cfg = apply_overrides(VoxelMorphConfig.for_profile(profile), overrides)
+    if cfg.dims != 2:
+        raise ValueError("voxelmorph task: trains on 2D slices; expected dims=2 (3D volumes: use the notebook's code)")
+    train, test = load_slices(data, profile, ("T1w",))
+    if "num_labels" not in overrides:
+        cfg = replace(cfg, num_labels=int(max(train["labels"].max(), test["labels"].max())) + 1)
+    model = VoxelMorph(cfg, train["images"].shape[-2:])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    pairs = RegistrationPairs(train["images"], train["labels"], length=4 * len(train["images"]), seed=0)
+
+    def make_step(modules, optimizers):
+        inner = voxelmorph_step(modules["model"], optimizers["opt"])
+        keys = {"moving": "moving", "fixed": "fixed", "moving_label": "moving_labels", "fixed_label": "fixed_labels"}
+        return lambda batch: inner({keys[k]: v for k, v in batch.items()})
+
+    def evaluate(modules, val_set):
+        net = modules["model"].eval()
+        device = next(net.parameters()).device
+        before, after = [], []
+        with torch.no_grad():
+            for item in val_set:
+                m, f = item["moving"][None].to(device), item["fixed"][None].to(device)
+                warped = net.warp_labels(item["moving_label"][None].to(device), net(m, f).flow).cpu()
+                labels = list(range(1, cfg.num_labels))
+                after.append(_mean(dice(warped[0, 0], item["fixed_label"][0], labels)))
+                before.append(_mean(dice(item["moving_label"][0], item["fixed_label"][0], labels)))
+        return {"dice": sum(after) / len(after), "dice_before": sum(before) / len(before)}
+
+    return Task(
+        cfg,
+        {"model": model},
+        {"opt": opt},
+        make_step,
+        pairs,
+        batch_size=profile.pick(smoke=2, cpu=4, gpu=16),
+        steps=profile.pick(smoke=4, cpu=2000, gpu=10_000),
+        val_set=RegistrationPairs(test["images"], test["labels"], seed=1),
+        evaluate=evaluate,
+    )
+
+
+def _mean(scores) -> float:
+    values = list(scores.values()) if isinstance(scores, dict) else [scores]
+    return float(sum(values) / len(values))
