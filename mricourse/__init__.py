@@ -132,3 +132,17 @@ from .signal import (
 from .train import OneCycleSchedule, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
 from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace
+from .degrade import PatchSampler, crop_to_multiple, degrade, factors, gaussian_blur, interpolate, kspace_truncate, sr_metrics
+from .models.superres import (
+    MultiScaleFusionConfig,
+    MultiScaleFusionSR,
+    SRGANConfig,
+    SRGANDiscriminator,
+    SRGANGenerator,
+    Upsampler,
+    gradient_difference_loss,
+    icnr_,
+    pixel_shuffle,
+    pixel_unshuffle,
+    srgan_step,
+)

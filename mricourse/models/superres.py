@@ -1,0 +1,332 @@
+"""Super-resolution: a multi-scale fusion CNN (2D) and a 3D SRGAN.
+
+References: Liu et al. 2018, "Fusing multi-scale information in convolution network for MR image
+super-resolution reconstruction" (BioMedical Engineering OnLine); Sanchez and Vilaplana 2018,
+"Brain MRI super-resolution using 3D generative adversarial networks" (MIDL).
+
+- ``MultiScaleFusionSR`` (Liu): interpolate the low-resolution image first, then learn the
+  missing detail: ``hr = up + tail(units(head(up)))`` with ``up = bicubic(lr)``; each unit runs
+  parallel 3x3 / 5x5 / 7x7 convolutions, concatenates them and fuses them with a 1x1 conv.
+- ``SRGANGenerator`` / ``SRGANDiscriminator`` (Sanchez): the generator works at low resolution
+  (residual blocks conv-BN-LReLU-conv-BN with a long skip) and upsamples at the end by a
+  sub-pixel convolution, initialised so that it starts as nearest-neighbour upsampling (ICNR,
+  Aitken et al. 2017): no checkerboard at the start. The discriminator: strided 3^3 convolutions,
+  global average pooling, one linear layer. Generator loss: MSE + gradient difference + 0.1 x
+  adversarial; the alternating update is written out in :func:`srgan_step`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..degrade import factors
+
+__all__ = [
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "icnr_",
+    "Upsampler",
+    "MultiScaleFusionConfig",
+    "MultiScaleFusionSR",
+    "SRGANConfig",
+    "SRGANGenerator",
+    "SRGANDiscriminator",
+    "gradient_difference_loss",
+    "srgan_step",
+]
+
+
+def _conv(dims: int):
+    if dims not in (2, 3):
+        raise ValueError(f"expected dims = 2 or 3, got {dims!r}")
+    return nn.Conv2d if dims == 2 else nn.Conv3d
+
+
+# ---------------------------------------------------------------------------------- sub-pixel
+
+
+def pixel_shuffle(x: torch.Tensor, factor) -> torch.Tensor:
+    """Sub-pixel shuffle (Shi et al. 2016), 2D or 3D, per-axis factors r:
+    (B, C * prod(r), *spatial) -> (B, C, *(spatial * r)). Channel ``c * prod(r) + offset`` fills
+    sub-voxel ``offset`` (row-major over the r grid) of output channel ``c``; in 2D with equal
+    factors this is ``torch.nn.functional.pixel_shuffle``."""
+    dims = x.ndim - 2
+    r = factors(factor, dims)
+    b, cr, *sp = x.shape
+    if cr % math.prod(r):
+        raise ValueError(f"pixel_shuffle: channels {cr} are not a multiple of prod(factor) = {math.prod(r)}")
+    x = x.reshape(b, cr // math.prod(r), *r, *sp)  # (B, C, r1..rd, s1..sd)
+    perm = [0, 1] + [i for d in range(dims) for i in (2 + dims + d, 2 + d)]
+    x = x.permute(perm)  # (B, C, s1, r1, s2, r2, ...)
+    return x.reshape(b, cr // math.prod(r), *(s * f for s, f in zip(sp, r)))
+
+
+def pixel_unshuffle(x: torch.Tensor, factor) -> torch.Tensor:
+    """The inverse of :func:`pixel_shuffle`: (B, C, *(spatial * r)) -> (B, C * prod(r), *spatial)."""
+    dims = x.ndim - 2
+    r = factors(factor, dims)
+    b, c, *sp = x.shape
+    if any(s % f for s, f in zip(sp, r)):
+        raise ValueError(f"pixel_unshuffle: spatial size {tuple(sp)} is not a multiple of factor {r}")
+    x = x.reshape(b, c, *[v for s, f in zip(sp, r) for v in (s // f, f)])  # (B, C, s1, r1, s2, r2, ...)
+    perm = [0, 1] + [3 + 2 * d for d in range(dims)] + [2 + 2 * d for d in range(dims)]
+    return x.permute(perm).reshape(b, c * math.prod(r), *(s // f for s, f in zip(sp, r)))
+
+
+@torch.no_grad()
+def icnr_(conv: nn.Module, factor) -> nn.Module:
+    """Initialise the conv before a :func:`pixel_shuffle` so the pair starts as conv followed by
+    nearest-neighbour upsampling: the ``prod(r)`` output channels that fill one output channel's
+    sub-voxels get identical kernels (and biases)."""
+    dims = conv.weight.ndim - 2
+    n = math.prod(factors(factor, dims))
+    base = torch.empty(conv.out_channels // n, *conv.weight.shape[1:])
+    nn.init.kaiming_normal_(base, a=0.2)
+    conv.weight.copy_(base.repeat_interleave(n, dim=0))
+    if conv.bias is not None:
+        conv.bias.copy_(conv.bias[::n].repeat_interleave(n))
+    return conv
+
+
+class Upsampler(nn.Module):
+    """Learned upsampling by ``factor``: sub-pixel conv (``mode`` 'icnr' or 'random' init) or a
+    transposed convolution (kernel r + 1, stride r: overlaps unevenly, the checkerboard's cause)."""
+
+    def __init__(self, chans: int, factor, dims: int = 3, mode: str = "icnr"):
+        super().__init__()
+        self.r, self.mode = factors(factor, dims), mode
+        if mode in ("icnr", "random"):
+            self.conv = _conv(dims)(chans, chans * math.prod(self.r), 3, padding=1)
+            if mode == "icnr":
+                icnr_(self.conv, self.r)
+        elif mode == "transposed":
+            convt = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
+            k = tuple(f + 1 if f > 1 else 3 for f in self.r)
+            self.conv = convt(chans, chans, k, stride=self.r, padding=1, output_padding=tuple(int(f > 1) for f in self.r))
+        else:
+            raise ValueError(f"Upsampler: expected mode 'icnr', 'random' or 'transposed', got {mode!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y if self.mode == "transposed" else pixel_shuffle(y, self.r)
+
+
+# ------------------------------------------------------------------ multi-scale fusion (Liu 2018)
+
+
+@dataclass
+class MultiScaleFusionConfig:
+    """Liu et al.'s multi-scale fusion CNN. ``factor``: int or per-axis tuple."""
+
+    factor: int | tuple = 2
+    chans: int = 64
+    num_units: int = 4
+    kernel_sizes: tuple = (3, 5, 7)
+    dims: int = 2
+
+    @classmethod
+    def paper(cls, factor=2):
+        """Close to the paper's largest setting (check: 64 filters per path, several units)."""
+        return cls(factor=factor, chans=64, num_units=4)
+
+    @classmethod
+    def cpu(cls, factor=2):
+        return cls(factor=factor, chans=24, num_units=2)
+
+    @classmethod
+    def smoke(cls, factor=2):
+        return cls(factor=factor, chans=8, num_units=1)
+
+    @classmethod
+    def for_profile(cls, p, factor=2):
+        return getattr(cls, {"smoke": "smoke", "cpu": "cpu", "gpu": "paper"}[str(p)])(factor)
+
+
+class MultiScaleUnit(nn.Module):
+    """Parallel k x k convolutions (k in ``kernel_sizes``), ReLU, concatenated, fused by a 1x1
+    conv, added to the input: ``x + fuse(cat_k relu(conv_k(x)))``."""
+
+    def __init__(self, chans: int, kernel_sizes=(3, 5, 7), dims: int = 2):
+        super().__init__()
+        conv = _conv(dims)
+        self.paths = nn.ModuleList([conv(chans, chans, k, padding=k // 2) for k in kernel_sizes])
+        self.fuse = conv(chans * len(kernel_sizes), chans, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([F.relu(path(x)) for path in self.paths], dim=1)  # (B, chans * paths, *spatial)
+        return x + self.fuse(y)
+
+
+class MultiScaleFusionSR(nn.Module):
+    """(B, 1, *spatial) low resolution -> (B, 1, *(spatial * factor)):
+    ``hr = up + tail(units(head(up)))``, ``up`` = bicubic (2D) / trilinear (3D) interpolation."""
+
+    def __init__(self, cfg: MultiScaleFusionConfig):
+        super().__init__()
+        self.cfg = cfg
+        conv = _conv(cfg.dims)
+        self.head = nn.Sequential(conv(1, cfg.chans, 3, padding=1), nn.ReLU())
+        self.units = nn.Sequential(*[MultiScaleUnit(cfg.chans, cfg.kernel_sizes, cfg.dims) for _ in range(cfg.num_units)])
+        self.tail = conv(cfg.chans, 1, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # the untrained network is exactly the interpolation
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.ndim != self.cfg.dims + 2 or lr.shape[1] != 1:
+            raise ValueError(f"MultiScaleFusionSR: expected (B, 1, *spatial) with {self.cfg.dims} spatial dims, got {tuple(lr.shape)}")
+        r = factors(self.cfg.factor, self.cfg.dims)
+        size = [s * f for s, f in zip(lr.shape[2:], r)]
+        up = F.interpolate(lr, size=size, mode="bicubic" if self.cfg.dims == 2 else "trilinear", align_corners=False)
+        return up + self.tail(self.units(self.head(up)))  # global residual: learn only the detail
+
+
+# ------------------------------------------------------------------------- 3D SRGAN (Sanchez 2018)
+
+
+@dataclass
+class SRGANConfig:
+    """Sanchez and Vilaplana's 3D SRGAN. ``upsample``: 'icnr', 'random' or 'transposed';
+    ``interp_skip`` adds trilinear interpolation of the input to the output (not in the paper)."""
+
+    factor: int | tuple = 2
+    chans: int = 64
+    num_blocks: int = 6
+    norm: bool = True
+    upsample: str = "icnr"
+    interp_skip: bool = False
+    disc_chans: int = 32
+    disc_layers: int = 4
+    gdl_weight: float = 1.0
+    adv_weight: float = 0.1
+    lr: float = 1e-4
+    dims: int = 3
+
+    @classmethod
+    def paper(cls, factor=2):
+        return cls(factor=factor, chans=64, num_blocks=6)
+
+    @classmethod
+    def cpu(cls, factor=2):
+        return cls(factor=factor, chans=16, num_blocks=4, disc_chans=8, disc_layers=3, lr=1e-3)
+
+    @classmethod
+    def smoke(cls, factor=2):
+        return cls(factor=factor, chans=4, num_blocks=1, disc_chans=4, disc_layers=2, lr=1e-3)
+
+    @classmethod
+    def for_profile(cls, p, factor=2):
+        return getattr(cls, {"smoke": "smoke", "cpu": "cpu", "gpu": "paper"}[str(p)])(factor)
+
+
+class ResidualBlock(nn.Module):
+    """conv3-BN-LReLU-conv3-BN plus the identity (SRGAN's residual block)."""
+
+    def __init__(self, chans: int, dims: int = 3, norm: bool = True):
+        super().__init__()
+        conv = _conv(dims)
+        bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d) if norm else lambda c: nn.Identity()
+        self.body = nn.Sequential(conv(chans, chans, 3, padding=1), bn(chans), nn.LeakyReLU(0.2), conv(chans, chans, 3, padding=1), bn(chans))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SRGANGenerator(nn.Module):
+    """(B, 1, *spatial) -> (B, 1, *(spatial * factor)): features at low resolution, a long skip,
+    learned upsampling at the end (sub-pixel by default), a last conv to one channel."""
+
+    def __init__(self, cfg: SRGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        conv, c = _conv(cfg.dims), cfg.chans
+        bn = (nn.BatchNorm2d if cfg.dims == 2 else nn.BatchNorm3d) if cfg.norm else lambda c: nn.Identity()
+        self.head = nn.Sequential(conv(1, c, 3, padding=1), nn.LeakyReLU(0.2))
+        self.blocks = nn.Sequential(*[ResidualBlock(c, cfg.dims, cfg.norm) for _ in range(cfg.num_blocks)], conv(c, c, 3, padding=1), bn(c))
+        self.up = nn.Sequential(Upsampler(c, cfg.factor, cfg.dims, cfg.upsample), nn.LeakyReLU(0.2))
+        self.tail = conv(c, 1, 3, padding=1)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        if lr.ndim != self.cfg.dims + 2 or lr.shape[1] != 1:
+            raise ValueError(f"SRGANGenerator: expected (B, 1, *spatial) with {self.cfg.dims} spatial dims, got {tuple(lr.shape)}")
+        feat = self.head(lr)
+        hr = self.tail(self.up(feat + self.blocks(feat)))  # long skip around the residual blocks
+        if self.cfg.interp_skip:
+            size = [s * f for s, f in zip(lr.shape[2:], factors(self.cfg.factor, self.cfg.dims))]
+            hr = hr + F.interpolate(lr, size=size, mode="bilinear" if self.cfg.dims == 2 else "trilinear", align_corners=False)
+        return hr
+
+
+class SRGANDiscriminator(nn.Module):
+    """(B, 1, *spatial) -> (B,) real/fake logits: conv3 + LReLU, then ``disc_layers`` x (conv3
+    stride 2, BN, LReLU) doubling the channels, global average pooling, a linear layer."""
+
+    def __init__(self, cfg: SRGANConfig):
+        super().__init__()
+        conv, c = _conv(cfg.dims), cfg.disc_chans
+        bn = nn.BatchNorm2d if cfg.dims == 2 else nn.BatchNorm3d
+        layers = [conv(1, c, 3, padding=1), nn.LeakyReLU(0.2)]
+        for _ in range(cfg.disc_layers):
+            layers += [conv(c, 2 * c, 3, stride=2, padding=1), bn(2 * c), nn.LeakyReLU(0.2)]
+            c *= 2
+        self.features = nn.Sequential(*layers)
+        self.classify = nn.Linear(c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).flatten(2).mean(-1)  # global average pooling: (B, C)
+        return self.classify(h).squeeze(1)
+
+
+def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gradient difference loss (Mathieu et al. 2016), squared, over all spatial axes:
+    ``sum_axes mean( (|d_a target| - |d_a pred|)^2 )``: penalises blurred or invented edges."""
+    loss = pred.new_zeros(())
+    for axis in range(2, pred.ndim):
+        loss = loss + ((target.diff(dim=axis).abs() - pred.diff(dim=axis).abs()) ** 2).mean()
+    return loss
+
+
+def srgan_step(gen: nn.Module, disc: nn.Module | None, opt_g, opt_d=None, cfg: SRGANConfig | None = None):
+    """A ``step`` for :func:`mricourse.fit` on ``(lr, hr)`` batches, the GAN update written out.
+
+    1. discriminator: ``BCE(D(hr), 1) + BCE(D(G(lr)), 0)`` (the fake detached);
+    2. generator: ``MSE(G(lr), hr) + gdl_weight GDL + adv_weight BCE(D(G(lr)), 1)``.
+    With ``disc=None`` or ``adv_weight=0`` only the content loss (MSE + GDL) is trained.
+    """
+    cfg = cfg or gen.cfg
+    bce = F.binary_cross_entropy_with_logits
+    adversarial = disc is not None and cfg.adv_weight > 0
+
+    def step(batch):
+        device = next(gen.parameters()).device
+        lr, hr = (t.to(device) for t in batch)
+        gen.train()
+        fake = gen(lr)
+        out = {}
+        if adversarial:  # 1. discriminator update
+            disc.train()
+            real_logits, fake_logits = disc(hr), disc(fake.detach())
+            d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            out["d_loss"] = d_loss.item()
+        # 2. generator update
+        mse = F.mse_loss(fake, hr)
+        gdl = gradient_difference_loss(fake, hr)
+        g_loss = mse + cfg.gdl_weight * gdl
+        if adversarial:
+            logits = disc(fake)
+            adv = bce(logits, torch.ones_like(logits))
+            g_loss = g_loss + cfg.adv_weight * adv
+            out["adv"] = adv.item()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return {"mse": mse.item(), "gdl": gdl.item(), **out}
+
+    return step

@@ -1,0 +1,236 @@
+"""Super-resolution: degradation, sub-pixel shuffle, nearest-neighbour init, models, training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mricourse as mc
+from mricourse.models.superres import MultiScaleUnit, ResidualBlock
+
+
+def blob(shape, sigma=5.0):
+    """A smooth test image: an anisotropic Gaussian bump, off-centre."""
+    axes = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in shape], indexing="ij")
+    r2 = sum(((a - 0.45 * n) / (sigma * (1 + 0.2 * i))) ** 2 for i, (a, n) in enumerate(zip(axes, shape)))
+    return torch.exp(-0.5 * r2).float()
+
+
+def blob_at_centres(shape, f, sigma=5.0):
+    """The blob evaluated at the low-resolution voxel centres f j + (f - 1) / 2."""
+    axes = torch.meshgrid(*[torch.arange(n // r, dtype=torch.float64) * r + (r - 1) / 2 for n, r in zip(shape, f)], indexing="ij")
+    r2 = sum(((a - 0.45 * n) / (sigma * (1 + 0.2 * i))) ** 2 for i, (a, n) in enumerate(zip(axes, shape)))
+    return torch.exp(-0.5 * r2).float()
+
+
+# ------------------------------------------------------------------------------ degradation
+
+
+@pytest.mark.parametrize("dims,factor,shape", [(2, 2, (2, 32, 40)), (2, 4, (32, 40)), (3, 2, (16, 20, 12)), (3, (2, 1, 1), (16, 10, 12))])
+def test_degrade_shapes_and_constant(dims, factor, shape):
+    f = mc.factors(factor, dims)
+    x = torch.full(shape, 0.7)
+    for lr in (mc.degrade(x, factor, dims), mc.kspace_truncate(x, factor, dims)):
+        assert lr.shape == (*shape[:-dims], *(n // r for n, r in zip(shape[-dims:], f)))
+        torch.testing.assert_close(lr, torch.full_like(lr, 0.7), atol=1e-5, rtol=0)
+    up = mc.interpolate(mc.degrade(x, factor, dims), factor, dims)
+    assert up.shape == x.shape
+
+
+def test_degradation_is_deterministic_per_seed():
+    x = blob((32, 32))
+    for fn in (mc.degrade, mc.kspace_truncate):
+        a, b = fn(x, 2, noise=0.05, seed=3), fn(x, 2, noise=0.05, seed=3)
+        c = fn(x, 2, noise=0.05, seed=4)
+        assert torch.equal(a, b)
+        assert not torch.equal(a, c)
+        assert (a - fn(x, 2)).std() > 0.01  # the noise is really there
+
+
+@pytest.mark.parametrize("dims,factor", [(2, 2), (2, 4), (3, 2), (3, (1, 2, 1))])
+def test_grid_convention(dims, factor):
+    """Both degradations sample at the low-resolution voxel centres f j + (f - 1) / 2, and the
+    interpolation baseline maps them back onto the HR grid."""
+    shape, sigma = ((48, 40), 10.0) if dims == 2 else ((24, 24, 20), 6.0)
+    f = mc.factors(factor, dims)
+    x, centres = blob(shape, sigma), blob_at_centres(shape, f, sigma)
+    inner = (slice(2, -2),) * dims  # away from the borders (k-space is periodic)
+    assert (mc.degrade(x, factor, dims, sigma=0) - centres)[inner].abs().max() < 0.012  # a half-voxel shift gives ~0.03
+    assert (mc.kspace_truncate(x, factor, dims) - centres)[inner].abs().max() < 0.006
+    inner_hr = (slice(8, -8),) * dims
+    assert (mc.interpolate(mc.kspace_truncate(x, factor, dims), factor, dims) - x)[inner_hr].abs().max() < 0.012
+
+
+def test_thick_slices_only_touch_one_axis():
+    x = torch.rand(8, 6, 5)
+    lr = mc.degrade(x, (2, 1, 1), dims=3, sigma=0)
+    torch.testing.assert_close(lr, 0.5 * (x[0::2] + x[1::2]))
+
+
+def test_degrade_errors():
+    with pytest.raises(ValueError, match="multiple"):
+        mc.degrade(torch.rand(33, 32), 2)
+    with pytest.raises(ValueError, match="factor"):
+        mc.degrade(torch.rand(32, 32), 0)
+    assert mc.crop_to_multiple(torch.rand(3, 33, 31), 4).shape == (3, 32, 28)
+
+
+def test_sr_metrics():
+    gt = blob((40, 40))
+    m = mc.sr_metrics(gt, gt.clone(), gt > 0.1)
+    assert m["psnr"] == float("inf") and abs(m["ssim"] - 1) < 1e-6
+    noisy = gt + 0.01 * torch.randn(gt.shape, generator=torch.Generator().manual_seed(0))
+    assert 35 < mc.sr_metrics(gt, noisy, gt > 0.1)["psnr"] < 45
+
+
+# ------------------------------------------------------------------------------ sub-pixel
+
+
+def test_pixel_shuffle_matches_torch_in_2d():
+    x = torch.randn(2, 12, 5, 7)
+    torch.testing.assert_close(mc.pixel_shuffle(x, 2), F.pixel_shuffle(x, 2))
+    torch.testing.assert_close(mc.pixel_unshuffle(x, 1), x)
+
+
+@pytest.mark.parametrize("factor,shape", [(2, (2, 3, 4, 6)), (3, (1, 2, 6, 9)), (2, (1, 2, 4, 6, 8)), ((2, 1, 3), (2, 1, 4, 5, 6))])
+def test_pixel_unshuffle_inverts_shuffle(factor, shape):
+    x = torch.randn(shape)
+    dims = len(shape) - 2
+    n = math.prod(mc.factors(factor, dims))
+    y = mc.pixel_unshuffle(x, factor)
+    assert y.shape[1] == shape[1] * n
+    torch.testing.assert_close(mc.pixel_shuffle(y, factor), x)
+    z = torch.randn(shape[0], shape[1] * n, *shape[2:])
+    torch.testing.assert_close(mc.pixel_unshuffle(mc.pixel_shuffle(z, factor), factor), z)
+
+
+@pytest.mark.parametrize("dims,factor", [(2, 2), (3, 2), (3, (2, 1, 1))])
+def test_icnr_is_nearest_neighbour(dims, factor):
+    """With ICNR the sub-pixel upsampler equals a conv followed by nearest-neighbour upsampling."""
+    torch.manual_seed(0)
+    up = mc.Upsampler(4, factor, dims, mode="icnr")
+    x = torch.randn(1, 4, *([6] * dims))
+    n = math.prod(mc.factors(factor, dims))
+    base = up.conv(x)[:, ::n]  # one kernel per output channel
+    nearest = F.interpolate(base, scale_factor=mc.factors(factor, dims), mode="nearest")
+    torch.testing.assert_close(up(x), nearest)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_nn_init_is_checkerboard_free_on_a_constant_input(dims):
+    torch.manual_seed(0)
+    interior = (slice(None), slice(None)) + (slice(4, -4),) * dims
+    x = torch.ones(1, 4, *([8] * dims))
+    stds = {mode: mc.Upsampler(4, 2, dims, mode)(x)[interior].std(dim=tuple(range(2, dims + 2))).max().item() for mode in ("icnr", "random", "transposed")}
+    assert stds["icnr"] < 1e-5
+    assert stds["random"] > 1e-2 and stds["transposed"] > 1e-2
+
+
+@pytest.mark.parametrize("upsample", ["icnr", "random"])
+def test_generator_on_a_constant_volume(upsample):
+    """The whole generator maps a constant volume to a constant one (away from the zero padding)
+    only with the nearest-neighbour initialisation."""
+    torch.manual_seed(0)
+    cfg = mc.SRGANConfig.smoke(2)
+    cfg.upsample = upsample
+    out = mc.SRGANGenerator(cfg).eval()(torch.full((1, 1, 16, 16, 16), 0.5))
+    std = out[(0, 0) + (slice(12, -12),) * 3].std().item()
+    assert std < 1e-5 if upsample == "icnr" else std > 1e-3
+
+
+# ------------------------------------------------------------------------------ models
+
+
+@pytest.mark.parametrize("factor,size", [(2, (16, 16)), (4, (9, 13)), ((2, 1), (7, 10))])
+def test_multiscale_fusion_shapes(factor, size):
+    net = mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig.smoke(factor))
+    f = mc.factors(factor, 2)
+    assert net(torch.rand(2, 1, *size)).shape == (2, 1, *(s * r for s, r in zip(size, f)))
+
+
+def test_multiscale_unit_paths():
+    unit = MultiScaleUnit(8, (3, 5, 7))
+    assert [p.kernel_size for p in unit.paths] == [(3, 3), (5, 5), (7, 7)]
+    assert unit.fuse.kernel_size == (1, 1) and unit.fuse.in_channels == 24
+    x = torch.rand(1, 8, 11, 9)
+    assert unit(x).shape == x.shape
+
+
+@pytest.mark.parametrize("factor,size,upsample", [(2, (6, 7, 5), "icnr"), ((2, 1, 1), (5, 8, 8), "icnr"), (2, (4, 5, 6), "transposed"), (4, (3, 4, 3), "random")])
+def test_srgan_shapes(factor, size, upsample):
+    cfg = mc.SRGANConfig.smoke(factor)
+    cfg.upsample = upsample
+    gen, disc = mc.SRGANGenerator(cfg), mc.SRGANDiscriminator(cfg)
+    hr = gen(torch.rand(2, 1, *size))
+    assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.factors(factor, 3))))
+    assert disc(hr).shape == (2,)
+    assert isinstance(gen.blocks[0], ResidualBlock)
+
+
+def test_models_reject_wrong_input():
+    with pytest.raises(ValueError, match="expected"):
+        mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig.smoke())(torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="expected"):
+        mc.SRGANGenerator(mc.SRGANConfig.smoke())(torch.rand(1, 2, 4, 4, 4))
+    with pytest.raises(ValueError, match="mode"):
+        mc.Upsampler(4, 2, 3, mode="bicubic")
+
+
+def test_gradient_difference_loss():
+    x = blob((1, 1, 24, 24))
+    assert mc.gradient_difference_loss(x, x).item() == 0
+    blurred = mc.gaussian_blur(x, 2.0)
+    assert mc.gradient_difference_loss(blurred, x).item() > 1e-5
+
+
+def test_multiscale_fusion_overfits_one_batch():
+    torch.manual_seed(0)
+    hr = blob((16, 16), 3.0).expand(2, 1, 16, 16).clone()
+    hr[1] = hr[1].flip(-1)
+    lr = mc.degrade(hr, 2, sigma=1.0)
+    net = mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig(factor=2, chans=8, num_units=1))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    step = mc.supervised_step(net, opt, F.mse_loss)
+    first = F.mse_loss(net(lr), hr).item()
+    for _ in range(150):
+        step((lr, hr))
+    assert F.mse_loss(net(lr), hr).item() < 0.1 * first
+
+
+def test_srgan_overfits_one_batch_and_gan_step_runs():
+    torch.manual_seed(0)
+    hr = blob((8, 8, 8), 2.0).expand(2, 1, 8, 8, 8).clone()
+    lr = mc.degrade(hr, 2, dims=3, sigma=1.0)
+    cfg = mc.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=1e-3)
+    gen, disc = mc.SRGANGenerator(cfg), mc.SRGANDiscriminator(cfg)
+    opt_g, opt_d = torch.optim.Adam(gen.parameters(), cfg.lr), torch.optim.Adam(disc.parameters(), cfg.lr)
+    content = mc.srgan_step(gen, None, opt_g, cfg=cfg)
+    first = content((lr, hr))["mse"]
+    for _ in range(150):
+        last = content((lr, hr))["mse"]
+    assert last < 0.1 * first
+    losses = mc.srgan_step(gen, disc, opt_g, opt_d, cfg)((lr, hr))
+    assert set(losses) == {"mse", "gdl", "adv", "d_loss"} and all(math.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize("dims,factor", [(2, 2), (3, (2, 1, 1))])
+def test_patch_sampler_aligns_patches(dims, factor):
+    hr = torch.rand(3, 1, *([16] * dims))
+    lr = mc.degrade(hr, factor, dims, sigma=0)
+    f = mc.factors(factor, dims)
+    batch = next(iter(mc.PatchSampler(lr, hr, 4, factor, batch=5, seed=1)))
+    assert batch[0].shape == (5, 1, *([4] * dims)) and batch[1].shape == (5, 1, *(4 * r for r in f))
+    torch.testing.assert_close(mc.degrade(batch[1], factor, dims, sigma=0), batch[0])
+    again = next(mc.PatchSampler(lr, hr, 4, factor, batch=5, seed=1))
+    assert torch.equal(again[1], batch[1])
+
+
+def test_sr_metrics_averages_items():
+    gt = torch.stack([blob((32, 32)), 2 * blob((32, 32), 3.0)])[:, None]  # (2, 1, 32, 32)
+    pred = gt + 0.01 * torch.randn(gt.shape, generator=torch.Generator().manual_seed(0))
+    both = mc.sr_metrics(gt, pred)
+    each = [mc.sr_metrics(g[0], p[0]) for g, p in zip(gt, pred)]
+    assert abs(both["psnr"] - (each[0]["psnr"] + each[1]["psnr"]) / 2) < 1e-9
