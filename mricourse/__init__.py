@@ -56,6 +56,8 @@ from .data import (
     write_fastmri,
     write_nifti,
 )
+from .data.fields import gaussian_blur
+from .degrade import PatchSampler, crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .gan_eval import C2STResult, c2st, foreground_mask, intensity_histogram, ncc, nearest_neighbours, radial_profile
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp
@@ -98,6 +100,19 @@ from .models.dcgan import (
     slerp,
     to_gan_range,
 )
+from .models.superres import (
+    MultiScaleFusionConfig,
+    MultiScaleFusionSR,
+    SRGANConfig,
+    SRGANDiscriminator,
+    SRGANGenerator,
+    Upsampler,
+    gradient_difference_loss,
+    icnr_,
+    pixel_shuffle,
+    pixel_unshuffle,
+    srgan_step,
+)
 from .models.varnet import (
     NormUNet,
     SensitivityModel,
@@ -132,17 +147,3 @@ from .signal import (
 from .train import OneCycleSchedule, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
 from .utils import atomic_write, get_device, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace
-from .degrade import PatchSampler, crop_to_multiple, degrade, factors, gaussian_blur, interpolate, kspace_truncate, sr_metrics
-from .models.superres import (
-    MultiScaleFusionConfig,
-    MultiScaleFusionSR,
-    SRGANConfig,
-    SRGANDiscriminator,
-    SRGANGenerator,
-    Upsampler,
-    gradient_difference_loss,
-    icnr_,
-    pixel_shuffle,
-    pixel_unshuffle,
-    srgan_step,
-)

@@ -28,12 +28,12 @@ import math
 import numpy as np
 import scipy.ndimage as ndi
 import torch
-import torch.nn.functional as F
 
+from .data.fields import gaussian_blur
 from .fft import fftnc, ifftnc
 from .metrics import psnr, ssim
 
-__all__ = ["factors", "crop_to_multiple", "gaussian_blur", "degrade", "kspace_truncate", "interpolate", "sr_metrics", "PatchSampler"]
+__all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics", "PatchSampler"]
 
 
 def factors(factor, dims: int) -> tuple[int, ...]:
@@ -48,7 +48,9 @@ def _check(x, dims: int, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
     if dims not in (2, 3) or x.ndim < dims or x.is_complex():
-        raise ValueError(f"{name}: expected a real image (..., *spatial) with dims = 2 or 3 spatial axes, got {x.dtype} {tuple(x.shape)}, dims={dims}")
+        raise ValueError(
+            f"{name}: expected a real image (..., *spatial) with dims = 2 or 3 spatial axes, got {x.dtype} {tuple(x.shape)}, dims={dims}"
+        )
     return x.float()
 
 
@@ -60,30 +62,6 @@ def crop_to_multiple(x, factor, dims: int = 2):
         m = n - n % r
         idx.append(slice((n - m) // 2, (n - m) // 2 + m))
     return x[tuple(idx)]
-
-
-def gaussian_blur(x: torch.Tensor, sigma, dims: int = 2) -> torch.Tensor:
-    """Separable Gaussian blur of the last ``dims`` axes (reflect padding, kernel radius 3 sigma).
-
-    ``sigma``: a float or a per-axis tuple in voxels; 0 leaves an axis untouched.
-    """
-    sig = (float(sigma),) * dims if isinstance(sigma, (int, float)) else tuple(float(s) for s in sigma)
-    lead = x.shape[:-dims]
-    out = x.reshape(-1, 1, *x.shape[-dims:])  # (N, 1, *spatial)
-    for axis, s in enumerate(sig):
-        if s <= 0:
-            continue
-        radius = max(1, math.ceil(3 * s))
-        t = torch.arange(-radius, radius + 1, dtype=out.dtype, device=out.device)
-        g = torch.exp(-0.5 * (t / s) ** 2)
-        g = g / g.sum()
-        shape = [1] * dims
-        shape[axis] = g.numel()
-        pad = [0, 0] * dims
-        pad[2 * (dims - 1 - axis)] = pad[2 * (dims - 1 - axis) + 1] = radius  # F.pad order: last axis first
-        conv = F.conv2d if dims == 2 else F.conv3d
-        out = conv(F.pad(out, pad, mode="reflect"), g.view(1, 1, *shape))
-    return out.reshape(*lead, *x.shape[-dims:])
 
 
 def _noise(shape, std: float, seed: int, device, complex_: bool = False) -> torch.Tensor:
@@ -111,9 +89,11 @@ def degrade(hr, factor=2, dims: int = 2, sigma=1.0, noise: float = 0.0, seed: in
     f = factors(factor, dims)
     if any(n % r for n, r in zip(x.shape[-dims:], f)):
         raise ValueError(f"degrade: spatial size {tuple(x.shape[-dims:])} is not a multiple of factor {f}; use crop_to_multiple")
-    sig = (float(sigma),) * dims if isinstance(sigma, (int, float)) else tuple(sigma)
-    x = gaussian_blur(x, [s if r > 1 else 0.0 for s, r in zip(sig, f)], dims)
+    sig = (float(sigma),) * dims if isinstance(sigma, (int, float)) else tuple(float(s) for s in sigma)
+    sig = tuple(s if r > 1 else 0.0 for s, r in zip(sig, f))
     lead = x.shape[:-dims]
+    if any(sig):  # the course's Gaussian blur (zero padding: the background of a head is dark anyway)
+        x = gaussian_blur(x.reshape(-1, 1, *x.shape[-dims:]), sig).reshape(x.shape)
     split = [v for n, r in zip(x.shape[-dims:], f) for v in (n // r, r)]
     x = x.reshape(*lead, *split)  # (..., n1/f1, f1, n2/f2, f2, ...)
     lr = x.mean(dim=tuple(range(len(lead) + 1, x.ndim, 2)))  # box average over each large voxel
@@ -158,9 +138,10 @@ def interpolate(lr, factor=2, dims: int = 2, order: int = 3) -> torch.Tensor:
     """
     x = _check(lr, dims, "interpolate")
     f = factors(factor, dims)
-    zoom = (1,) * (x.ndim - dims) + f
-    out = ndi.zoom(x.cpu().numpy(), zoom, order=order, mode="reflect", grid_mode=True)
-    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+    items = x.cpu().numpy().reshape(-1, *x.shape[-dims:])  # (N, *spatial)
+    # one item at a time: zooming the leading axes too (by 1) would make the spline (order + 1)^ndim wide
+    out = np.stack([ndi.zoom(v, f, order=order, mode="reflect", grid_mode=True) for v in items])
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).reshape(*x.shape[:-dims], *out.shape[1:])
 
 
 def sr_metrics(gt, pred, mask=None, border: int = 4, dims: int = 2) -> dict[str, float]:
@@ -175,7 +156,11 @@ def sr_metrics(gt, pred, mask=None, border: int = 4, dims: int = 2) -> dict[str,
     gt, pred = _check(gt, dims, "sr_metrics"), _check(pred, dims, "sr_metrics")
     if gt.shape != pred.shape:
         raise ValueError(f"sr_metrics: expected gt and pred of the same shape, got {tuple(gt.shape)} and {tuple(pred.shape)}")
-    mask = torch.ones_like(gt, dtype=torch.bool) if mask is None else torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).bool().expand_as(gt)
+    mask = (
+        torch.ones_like(gt, dtype=torch.bool)
+        if mask is None
+        else torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).bool().expand_as(gt)
+    )
     if gt.ndim > dims:
         items = [sr_metrics(g, p, m, border, dims) for g, p, m in zip(gt, pred, mask)]
         return {k: float(np.mean([it[k] for it in items])) for k in ("psnr", "ssim")}
@@ -205,7 +190,9 @@ class PatchSampler:
         self.f = factors(factor, self.dims)
         self.size = factors(size, self.dims)
         if hr.shape[:2] != lr.shape[:2] or any(h != n * r for h, n, r in zip(hr.shape[2:], lr.shape[2:], self.f)):
-            raise ValueError(f"PatchSampler: expected hr of shape lr * factor {self.f}, got lr {tuple(lr.shape)} and hr {tuple(hr.shape)}")
+            raise ValueError(
+                f"PatchSampler: expected hr of shape lr * factor {self.f}, got lr {tuple(lr.shape)} and hr {tuple(hr.shape)}"
+            )
         if any(s > n for s, n in zip(self.size, lr.shape[2:])):
             raise ValueError(f"PatchSampler: patch size {self.size} exceeds the low-resolution size {tuple(lr.shape[2:])}")
         self.lr, self.hr, self.mask, self.batch, self.min_inside = lr, hr, mask, batch, min_inside
