@@ -29,15 +29,19 @@ def blob_at_centres(shape, f, sigma=5.0):
 # ------------------------------------------------------------------------------ degradation
 
 
-@pytest.mark.parametrize("dims,factor,shape", [(2, 2, (2, 32, 40)), (2, 4, (32, 40)), (3, 2, (16, 20, 12)), (3, (2, 1, 1), (16, 10, 12))])
+@pytest.mark.parametrize(
+    "dims,factor,shape", [(2, 2, (2, 32, 40)), (2, 4, (32, 40)), (3, 2, (16, 20, 12)), (3, (2, 1, 1), (16, 10, 12))]
+)
 def test_degrade_shapes_and_constant(dims, factor, shape):
     f = mc.factors(factor, dims)
     x = torch.full(shape, 0.7)
-    for lr in (mc.degrade(x, factor, dims), mc.kspace_truncate(x, factor, dims)):
+    for lr in (mc.degrade(x, factor, dims, sigma=0), mc.kspace_truncate(x, factor, dims)):
         assert lr.shape == (*shape[:-dims], *(n // r for n, r in zip(shape[-dims:], f)))
         torch.testing.assert_close(lr, torch.full_like(lr, 0.7), atol=1e-5, rtol=0)
     up = mc.interpolate(mc.degrade(x, factor, dims), factor, dims)
     assert up.shape == x.shape
+    inner = (...,) + (slice(2, -2),) * dims  # the blur pads with zeros: a darker border
+    torch.testing.assert_close(mc.degrade(x, factor, dims)[inner], lr[inner], atol=1e-5, rtol=0)
 
 
 def test_degradation_is_deterministic_per_seed():
@@ -62,6 +66,18 @@ def test_grid_convention(dims, factor):
     assert (mc.kspace_truncate(x, factor, dims) - centres)[inner].abs().max() < 0.006
     inner_hr = (slice(8, -8),) * dims
     assert (mc.interpolate(mc.kspace_truncate(x, factor, dims), factor, dims) - x)[inner_hr].abs().max() < 0.012
+
+
+def test_interpolate_zooms_only_the_spatial_axes():
+    """Batched input gives the per-item result, and linear order matches PyTorch's (align_corners=False)."""
+    lr = torch.rand(2, 1, 5, 6, 4)
+    up = mc.interpolate(lr, (2, 1, 3), dims=3, order=3)
+    assert up.shape == (2, 1, 10, 6, 12)
+    torch.testing.assert_close(up[1, 0], mc.interpolate(lr[1, 0], (2, 1, 3), dims=3, order=3))
+    x = torch.rand(3, 1, 7, 9)
+    torch.testing.assert_close(
+        mc.interpolate(x, 2, order=1), F.interpolate(x, scale_factor=2, mode="bilinear"), atol=1e-5, rtol=0
+    )
 
 
 def test_thick_slices_only_touch_one_axis():
@@ -95,7 +111,9 @@ def test_pixel_shuffle_matches_torch_in_2d():
     torch.testing.assert_close(mc.pixel_unshuffle(x, 1), x)
 
 
-@pytest.mark.parametrize("factor,shape", [(2, (2, 3, 4, 6)), (3, (1, 2, 6, 9)), (2, (1, 2, 4, 6, 8)), ((2, 1, 3), (2, 1, 4, 5, 6))])
+@pytest.mark.parametrize(
+    "factor,shape", [(2, (2, 3, 4, 6)), (3, (1, 2, 6, 9)), (2, (1, 2, 4, 6, 8)), ((2, 1, 3), (2, 1, 4, 5, 6))]
+)
 def test_pixel_unshuffle_inverts_shuffle(factor, shape):
     x = torch.randn(shape)
     dims = len(shape) - 2
@@ -124,7 +142,10 @@ def test_nn_init_is_checkerboard_free_on_a_constant_input(dims):
     torch.manual_seed(0)
     interior = (slice(None), slice(None)) + (slice(4, -4),) * dims
     x = torch.ones(1, 4, *([8] * dims))
-    stds = {mode: mc.Upsampler(4, 2, dims, mode)(x)[interior].std(dim=tuple(range(2, dims + 2))).max().item() for mode in ("icnr", "random", "transposed")}
+    stds = {
+        mode: mc.Upsampler(4, 2, dims, mode)(x)[interior].std(dim=tuple(range(2, dims + 2))).max().item()
+        for mode in ("icnr", "random", "transposed")
+    }
     assert stds["icnr"] < 1e-5
     assert stds["random"] > 1e-2 and stds["transposed"] > 1e-2
 
@@ -134,8 +155,7 @@ def test_generator_on_a_constant_volume(upsample):
     """The whole generator maps a constant volume to a constant one (away from the zero padding)
     only with the nearest-neighbour initialisation."""
     torch.manual_seed(0)
-    cfg = mc.SRGANConfig.smoke(2)
-    cfg.upsample = upsample
+    cfg = mc.SRGANConfig(factor=2, chans=4, num_blocks=1, upsample=upsample)  # the paper's generator, smaller
     out = mc.SRGANGenerator(cfg).eval()(torch.full((1, 1, 16, 16, 16), 0.5))
     std = out[(0, 0) + (slice(12, -12),) * 3].std().item()
     assert std < 1e-5 if upsample == "icnr" else std > 1e-3
@@ -159,7 +179,10 @@ def test_multiscale_unit_paths():
     assert unit(x).shape == x.shape
 
 
-@pytest.mark.parametrize("factor,size,upsample", [(2, (6, 7, 5), "icnr"), ((2, 1, 1), (5, 8, 8), "icnr"), (2, (4, 5, 6), "transposed"), (4, (3, 4, 3), "random")])
+@pytest.mark.parametrize(
+    "factor,size,upsample",
+    [(2, (6, 7, 5), "icnr"), ((2, 1, 1), (5, 8, 8), "icnr"), (2, (4, 5, 6), "transposed"), (4, (3, 4, 3), "random")],
+)
 def test_srgan_shapes(factor, size, upsample):
     cfg = mc.SRGANConfig.smoke(factor)
     cfg.upsample = upsample
@@ -168,6 +191,12 @@ def test_srgan_shapes(factor, size, upsample):
     assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.factors(factor, 3))))
     assert disc(hr).shape == (2,)
     assert isinstance(gen.blocks[0], ResidualBlock)
+
+
+def test_untrained_generator_with_interp_skip_is_trilinear():
+    lr = torch.rand(1, 1, 5, 6, 7)
+    out = mc.SRGANGenerator(mc.SRGANConfig.smoke((2, 1, 2)))(lr)
+    torch.testing.assert_close(out, F.interpolate(lr, size=(10, 6, 14), mode="trilinear", align_corners=False))
 
 
 def test_models_reject_wrong_input():
@@ -192,10 +221,11 @@ def test_multiscale_fusion_overfits_one_batch():
     hr[1] = hr[1].flip(-1)
     lr = mc.degrade(hr, 2, sigma=1.0)
     net = mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig(factor=2, chans=8, num_units=1))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
     step = mc.supervised_step(net, opt, F.mse_loss)
-    first = F.mse_loss(net(lr), hr).item()
-    for _ in range(150):
+    first = F.mse_loss(net(lr), hr).item()  # the untrained network is bicubic interpolation
+    torch.testing.assert_close(net(lr), F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False))
+    for _ in range(60):
         step((lr, hr))
     assert F.mse_loss(net(lr), hr).item() < 0.1 * first
 
@@ -204,14 +234,14 @@ def test_srgan_overfits_one_batch_and_gan_step_runs():
     torch.manual_seed(0)
     hr = blob((8, 8, 8), 2.0).expand(2, 1, 8, 8, 8).clone()
     lr = mc.degrade(hr, 2, dims=3, sigma=1.0)
-    cfg = mc.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=1e-3)
+    cfg = mc.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=3e-3)
     gen, disc = mc.SRGANGenerator(cfg), mc.SRGANDiscriminator(cfg)
     opt_g, opt_d = torch.optim.Adam(gen.parameters(), cfg.lr), torch.optim.Adam(disc.parameters(), cfg.lr)
     content = mc.srgan_step(gen, None, opt_g, cfg=cfg)
     first = content((lr, hr))["mse"]
-    for _ in range(150):
+    for _ in range(60):
         last = content((lr, hr))["mse"]
-    assert last < 0.1 * first
+    assert last < 0.01 * first
     losses = mc.srgan_step(gen, disc, opt_g, opt_d, cfg)((lr, hr))
     assert set(losses) == {"mse", "gdl", "adv", "d_loss"} and all(math.isfinite(v) for v in losses.values())
 
