@@ -312,6 +312,7 @@ def srgan_step(gen: nn.Module, disc: nn.Module | None, opt_g, opt_d=None, cfg: S
 
     1. discriminator: ``BCE(D(hr), 1) + BCE(D(G(lr)), 0)`` (the fake detached);
     2. generator: ``MSE(G(lr), hr) + gdl_weight GDL + adv_weight BCE(D(G(lr)), 1)``.
+
     With ``disc=None`` or ``adv_weight=0`` only the content loss (MSE + GDL) is trained.
     """
     cfg = cfg or gen.cfg

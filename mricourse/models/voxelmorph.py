@@ -220,9 +220,9 @@ def voxelmorph_loss(out: VxmOutput, fixed: torch.Tensor, cfg: VoxelMorphConfig, 
 
 
 def voxelmorph_step(model: VoxelMorph, optimizer: torch.optim.Optimizer, scheduler=None):
-    """A ``step`` for :func:`mricourse.fit` on batches ``{"moving", "fixed"[, "moving_labels",
-    "fixed_labels"]}`` of (B, 1, *size) tensors; ``scheduler`` (optional) steps after each update.
-    Returns the loss and its parts."""
+    """A ``step`` for :func:`mricourse.fit` on dict batches with keys ``moving`` and ``fixed``
+    (and optionally ``moving_labels`` and ``fixed_labels``), tensors of shape ``(B, 1, *size)``;
+    ``scheduler`` (optional) steps after each update. Returns the loss and its parts."""
 
     def step(batch: dict) -> dict:
         device = next(model.parameters()).device
