@@ -104,7 +104,7 @@ def _local_payload(local_state: dict) -> dict:
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
     states = {k: o.get_state() if isinstance(o, torch.Generator) else o.state_dict() for k, o in local_state.items()}
-    return {"rng": rng, "state": states}
+    return to_device({"rng": rng, "state": states}, "cpu")  # gathered to rank 0 and saved from the CPU
 
 
 def _restore_local(entry: dict, local_state: dict) -> None:

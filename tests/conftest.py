@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from mricourse.data.make import dataset_params, make_dataset
-from mricourse.data.nifti import write_brats_case
+from mricourse.data.nifti import ixi_name, write_brats_case, write_nifti
 
 
 def write_tiny_data(root: Path) -> dict[str, Path]:
     """``slices`` (6 + 2 subjects, 32 px, T1w and T2w), ``cine`` (2 + 1 + 1 subjects, 32 px,
-    8 frames), ``fastmri`` (1 + 1 volumes of 2 slices, 32 px, 2 coils) written by the course's
-    generators, and ``brats``: 3 cases of random 20 x 24 x 20 volumes with a cubic lesion."""
+        8 frames), ``fastmri`` (1 + 1 volumes of 2 slices, 32 px, 2 coils) written by the course's
+        generators; ``brats``: 3 cases of random 20 x 24 x 20 volumes with a cubic lesion; ``ixi``: 3
+    random T1 volumes of 24 x 28 x 24 in IXI naming."""
     root = Path(root)
     sizes = {
         "slices": dict(train=6, test=2, size=32),
@@ -31,6 +32,12 @@ def write_tiny_data(root: Path) -> dict[str, Path]:
         seg[9:11, 11:13, 9:11] = 4
         write_brats_case(root / "brats", f"BraTS2021_{i:05d}", images, seg, np.eye(4))
     out["brats"] = root / "brats"
+    zz, yy, xx = np.meshgrid(*(np.linspace(-1, 1, n) for n in (24, 28, 24)), indexing="ij")
+    head = (zz**2 + yy**2 + xx**2 < 0.8).astype(np.float32)
+    for i in range(3):
+        t1 = head * (500 + 100 * rng.random(head.shape).astype(np.float32))
+        write_nifti(root / "ixi" / "IXI-T1" / ixi_name(2 + i, "Guys", 1000 + i, "T1"), t1, np.diag([2.0, 2.0, 2.0, 1.0]))
+    out["ixi"] = root / "ixi"
     return out
 
 
