@@ -1,7 +1,12 @@
 """``python -m mricourse.bench`` (``make bench``): execute every chapter notebook headless in the
 ``cpu`` profile, each in a fresh kernel, and write ``results.md`` and ``results.json`` with the
 machine, versions, per-chapter wall times (whole notebook, and data / training / evaluation as the
-chapter measured them) and every metric of model and baselines.
+chapter measured them) and every metric of model and baselines. Then, unless ``--no-anchors``, the
+side-by-side runs against the reference implementations (:mod:`mricourse.anchors`: our VarNet vs
+fastMRI's, our VoxelMorph vs the voxelmorph package's), in the ``anchors`` section of
+``results.json``, an "Anchors" table in ``results.md``, and ``<results>/anchors/anchors.json`` for the
+book's results page. A failing chapter or comparison is reported and the others still run; the
+exit status is then 1. The whole run's wall time is recorded (``bench_wall_s``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from .report import render_markdown
+from .anchors import run_anchors, save_anchors
+from .report import render_anchors, render_markdown
 from .results import environment, load_results
 from .utils import atomic_write
 
@@ -43,7 +49,9 @@ def main(argv=None) -> None:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--results", type=Path, default=Path("_build/results"))
     p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--no-anchors", action="store_true", help="skip the side-by-side runs against the reference code")
     args = p.parse_args(argv)
+    t_bench = time.perf_counter()
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
     env = {"MRICOURSE_PROFILE": args.profile, "MRICOURSE_RESULTS": str(args.results.resolve())}
     walls, failed = {}, {}
@@ -58,20 +66,37 @@ def main(argv=None) -> None:
     results = {k: v for k, v in load_results(args.results).items() if k in walls}
     for k, r in results.items():
         r["timings"]["notebook"] = walls[k]
+    anchors = None
+    if not args.no_anchors:
+        print(f"running the anchors, side by side with the reference code ({args.profile} profile) ...", flush=True)
+        anchors = run_anchors(args.profile)
+        save_anchors(anchors, args.results)
+        for name, a in anchors["anchors"].items():
+            print(f"  {name}: {a['status']} ({a['wall_s']:.0f} s)", flush=True)
+            if a["status"].startswith("failed"):
+                failed[f"anchors/{name}"] = a["status"]
+    bench_wall = time.perf_counter() - t_bench
     record = {
         "environment": environment(),
         "profile": args.profile,
         "notebook_wall_s": walls,
         "total_wall_s": sum(walls.values()),
+        "anchors_wall_s": anchors["wall_s"] if anchors else None,
+        "bench_wall_s": bench_wall,
         "failed": failed,
         "chapters": results,
+        "anchors": anchors,
     }
     with atomic_write(args.out / "results.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2))
     md = (
-        f"# Course benchmark ({args.profile} profile)\n\nTotal notebook wall time: {sum(walls.values()):.0f} s\n\n"
+        f"# Course benchmark ({args.profile} profile)\n\nTotal notebook wall time: {sum(walls.values()):.0f} s"
+        + (f"; anchors: {anchors['wall_s']:.0f} s" if anchors else "")
+        + f"; the whole benchmark: {bench_wall:.0f} s\n\n"
         + render_markdown(results)
     )
+    if anchors:
+        md += "\n\n" + render_anchors(anchors)
     if failed:
         md += "\n\n## Failed\n\n" + "\n".join(f"- {k}: {v}" for k, v in failed.items())
     with atomic_write(args.out / "results.md") as tmp:

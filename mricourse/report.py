@@ -4,7 +4,9 @@ chapter's last cell) gathered into one summary and one table per chapter.
 Used by ``make bench`` (``python -m mricourse.bench``), which writes ``results.md`` and
 ``results.json``, and by the book's results page, which renders the same tables from the files
 the chapters produced. Nothing here is typed in: the only numbers not measured by the course are
-the papers' published figures in :data:`PAPER`, always labelled as such.
+the papers' published figures in :data:`PAPER`, always labelled as such. The "Anchors" table
+(:func:`anchors_table`) shows the side-by-side runs of :mod:`mricourse.anchors`: our models against
+the reference implementations, as ratios ours / reference.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from .results import load_results, results_dir
 from .viz import Table
 
-__all__ = ["PAPER", "summary_table", "chapter_table", "render_markdown", "results_page"]
+__all__ = ["PAPER", "summary_table", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
 
 #: Published figures (on the papers' real data, at full scale), shown beside ours.
 PAPER: dict[str, str] = {
@@ -117,8 +119,57 @@ def render_markdown(results: dict[str, dict]) -> str:
     return "\n".join(parts)
 
 
+def anchors_table(record: dict) -> Table:
+    """The side-by-side runs of :func:`mricourse.anchors.run_anchors`: one row per comparison and
+    metric with our value, the reference implementation's, and the ratio ours / reference; a
+    comparison that did not run has one row with its status (e.g. "not installed: fastmri")."""
+    rows = []
+    for key, a in record.get("anchors", {}).items():
+        name = a.get("name", key)
+        if a.get("status") != "ok":
+            status = a.get("status", "?")
+            rows.append([name, f"{status}: {a.get('reference', '')}" if status == "not installed" else status, "", "", ""])
+            continue
+        label = f"{name} ({a.get('reference', '')})"
+        for i, (metric, v) in enumerate(a["metrics"].items()):
+            ours, ref = v.get("ours"), v.get("reference")
+            ok = all(isinstance(x, (int, float)) for x in (ours, ref)) and ref != 0
+            rows.append([label if i == 0 else "", metric, ours, ref, ours / ref if ok else ""])
+    return Table(rows, ["comparison", "metric", "ours", "reference", "ours / reference"], "Anchors")
+
+
+def render_anchors(record: dict) -> str:
+    """The "Anchors" section (Markdown): the table, the run's machine and each comparison's setting."""
+    env = record.get("environment", {})
+    parts = [
+        "## Anchors: side by side with the reference implementations",
+        "",
+        "Our models and the papers' own code, trained in one process on the same data with the same loss, "
+        "optimiser and number of steps (steps alternate between the two). The last column is the ratio "
+        "**ours / reference**: for times, below 1 means ours is faster; for Dice and SSIM, 1 means the same quality.",
+        "",
+        f"Profile `{record.get('profile')}`, {record.get('date', '')}, {env.get('platform', '')}, {env.get('cores')} cores, "
+        f"torch {env.get('torch', '?')} on {env.get('device', '?')}; wall time {record.get('wall_s', 0.0):.0f} s.",
+        "",
+        anchors_table(record).to_markdown(),
+        "",
+    ]
+    for a in record.get("anchors", {}).values():
+        if a.get("setting"):
+            parts += [f"- *{a['name']}*: {a['setting']}", ""]
+    return "\n".join(parts)
+
+
 def results_page(folder: str | Path | None = None) -> None:
-    """Display the results page in a notebook (the book's results page calls this)."""
+    """Display the results page in a notebook (the book's results page calls this): the chapters'
+    tables, then the Anchors table of the last benchmark, if there is one."""
     from IPython.display import Markdown, display
 
-    display(Markdown(render_markdown(load_results(folder or results_dir()))))
+    from .anchors import load_anchors
+
+    folder = folder or results_dir()
+    md = render_markdown(load_results(folder))
+    anchors = load_anchors(folder)
+    if anchors:
+        md += "\n\n" + render_anchors(anchors)
+    display(Markdown(md))
