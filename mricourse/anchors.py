@@ -18,9 +18,10 @@ Training steps alternate between the two models (ours first on even steps, the r
 odd ones) and see the same batch, so both run under the same machine load; times are reported as
 ratios ours / reference, since absolute times depend on the machine. A package that is not
 installed gives a record with status ``"not installed"``. ``make bench`` runs :func:`run_anchors`
-after the chapters (``--no-anchors`` skips it); on its own::
+after the chapters (``--no-anchors`` skips it); on its own (e.g. the VarNet step-time comparison
+alone, with one thread)::
 
-    python -m mricourse.anchors [--profile cpu] [--only varnet|voxelmorph] [--steps N]
+    python -m mricourse.anchors [--profile cpu] [--only varnet|voxelmorph] [--steps N] [--threads 1]
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 in the benchmark: tiny configurations, checking the records' structure and that the comparisons
 are fair (same weights give the same losses; same data and loss give the same starting loss)."""
 
-import importlib.util
 import json
 import math
 
@@ -34,8 +33,6 @@ def _check_record(record, metrics):
 
 def test_varnet_vs_fastmri_same_weights_same_training():
     pytest.importorskip("fastmri.models", reason="fastmri (the reference implementation) is not installed")
-    if importlib.util.find_spec("mricourse.models.varnet") is None:
-        pytest.skip("chapter 3's VarNet is not in this checkout")
     from mricourse.models.varnet import VarNetConfig
 
     r = anchors.varnet_vs_fastmri(cfg=VarNetConfig.smoke(), steps=3, n_train=1, n_test=1, warmup=1, profile="smoke", device="cpu")
@@ -56,8 +53,6 @@ def test_varnet_vs_fastmri_same_weights_same_training():
 
 def test_voxelmorph_vs_package_same_data_same_loss():
     pytest.importorskip("voxelmorph", reason="the voxelmorph package (the reference implementation) is not installed")
-    if not hasattr(mc, "score_registration"):
-        pytest.skip("chapter 8's registration scoring is not in this checkout")
     cfg = mc.VoxelMorphConfig.smoke()
     r = anchors.voxelmorph_vs_package(
         cfg, steps=3, batch_size=1, n_train=2, n_test=1, size=32, warmup=1, profile="smoke", device="cpu"
