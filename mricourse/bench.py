@@ -3,7 +3,8 @@
 machine, versions, per-chapter wall times (whole notebook, and data / training / evaluation as the
 chapter measured them) and every metric of model and baselines. Then, unless ``--no-anchors``, the
 side-by-side runs against the reference implementations (:mod:`mricourse.anchors`: our VarNet vs
-fastMRI's, our VoxelMorph vs the voxelmorph package's), in the ``anchors`` section of
+fastMRI's, our VoxelMorph vs the voxelmorph package's; when notebooks are named, only with
+``--anchors``), in the ``anchors`` section of
 ``results.json``, an "Anchors" table in ``results.md``, and ``<results>/anchors/anchors.json`` for the
 book's results page. A failing chapter or comparison is reported and the others still run; the
 exit status is then 1. The whole run's wall time is recorded (``bench_wall_s``).
@@ -49,7 +50,12 @@ def main(argv=None) -> None:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--results", type=Path, default=Path("_build/results"))
     p.add_argument("--out", type=Path, default=Path("."))
-    p.add_argument("--no-anchors", action="store_true", help="skip the side-by-side runs against the reference code")
+    p.add_argument(
+        "--anchors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the side-by-side runs against the reference code (default: on when no notebooks are named)",
+    )
     args = p.parse_args(argv)
     t_bench = time.perf_counter()
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
@@ -67,7 +73,7 @@ def main(argv=None) -> None:
     for k, r in results.items():
         r["timings"]["notebook"] = walls[k]
     anchors = None
-    if not args.no_anchors:
+    if args.anchors or (args.anchors is None and not args.notebooks):
         print(f"running the anchors, side by side with the reference code ({args.profile} profile) ...", flush=True)
         anchors = run_anchors(args.profile)
         save_anchors(anchors, args.results)

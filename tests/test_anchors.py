@@ -154,7 +154,7 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     nb = tmp_path / "01_demo.ipynb"
     nb.write_text("{}")
     with pytest.raises(SystemExit):  # a failed comparison makes the run fail, after writing everything
-        bench.main([str(nb), "--profile", "smoke", "--results", str(results), "--out", str(tmp_path)])
+        bench.main([str(nb), "--profile", "smoke", "--results", str(results), "--out", str(tmp_path), "--anchors"])
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["anchors"]["anchors"]["varnet"]["metrics"]["step (s)"]["reference"] == 4.0
     assert record["failed"] == {"anchors/voxelmorph": "failed: RuntimeError: boom"}
@@ -163,7 +163,12 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     assert "## Anchors" in md and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in md and "anchors/voxelmorph" in md
     assert anchors.load_anchors(results)["anchors"]["varnet"]["status"] == "ok"  # for the book's page
 
-    # --no-anchors: no comparisons, and no failure
+    # --no-anchors, or named notebooks without --anchors: no comparisons, and no failure
     monkeypatch.setattr(bench, "run_anchors", lambda profile: pytest.fail("the anchors ran"))
-    bench.main([str(nb), "--profile", "smoke", "--results", str(results), "--out", str(tmp_path), "--no-anchors"])
-    assert json.loads((tmp_path / "results.json").read_text())["anchors"] is None
+    for flag in (["--no-anchors"], []):
+        bench.main([str(nb), "--profile", "smoke", "--results", str(results), "--out", str(tmp_path), *flag])
+        assert json.loads((tmp_path / "results.json").read_text())["anchors"] is None
+    (tmp_path / "notebooks").mkdir()  # all notebooks (none here): the comparisons run unless --no-anchors
+    monkeypatch.setattr(bench, "run_anchors", lambda profile: {**fake, "anchors": {"varnet": fake["anchors"]["varnet"]}})
+    bench.main(["--profile", "smoke", "--results", str(results), "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "results.json").read_text())["anchors"]["anchors"]["varnet"]["status"] == "ok"
