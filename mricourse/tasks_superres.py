@@ -122,20 +122,14 @@ def _srgan(overrides: dict, data: Path | None, profile: Profile) -> Task:
     content loss (MSE + gradient difference) plus 0.1 x adversarial, the discriminator at a tenth
     of the generator's learning rate; the last volumes (about 1 in 6) are held out. Evaluation:
     PSNR and SSIM of whole held-out volumes, beside cubic splines."""
-    from .data.datasets import NiftiVolumes
     from .data.make import ensure_dataset
     from .degrade import factors
     from .models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
+    from .tasks_volumes import load_ixi
 
     cfg = apply_overrides(SRGANConfig.for_profile(profile), overrides)
     f = factors(cfg.factor, 3)
-    root = Path(data) if data is not None else ensure_dataset("ixi", profile.name)
-    files = sorted((root / "IXI-T1").glob("*.nii.gz"))
-    if len(files) < 2:
-        raise FileNotFoundError(
-            f"{root / 'IXI-T1'}: expected at least 2 IXI T1 volumes; make them with python data_scripts/make_data.py ixi"
-        )
-    volumes = [item["image"] for item in NiftiVolumes(files)]  # (1, D, H, W), bright end at 1
+    volumes = load_ixi(Path(data) if data is not None else ensure_dataset("ixi", profile.name))  # (1, D, H, W) each
     n_val = max(1, len(volumes) // 6)
     lr, hr = _pairs(volumes, f, 3, seed=0)
     gen, disc = SRGANGenerator(cfg), SRGANDiscriminator(cfg)

@@ -36,7 +36,10 @@ def write_tiny_data(root: Path) -> dict[str, Path]:
     head = (zz**2 + yy**2 + xx**2 < 0.8).astype(np.float32)
     for i in range(3):
         t1 = head * (500 + 100 * rng.random(head.shape).astype(np.float32))
-        write_nifti(root / "ixi" / "IXI-T1" / ixi_name(2 + i, "Guys", 1000 + i, "T1"), t1, np.diag([2.0, 2.0, 2.0, 1.0]))
+        name, affine = ixi_name(2 + i, "Guys", 1000 + i, "T1"), np.diag([2.0, 2.0, 2.0, 1.0])
+        write_nifti(root / "ixi" / "IXI-T1" / name, t1, affine)
+        labels = head * (1 + (xx > 0.1 * i) + (zz > 0))  # three "tissues" that move between subjects
+        write_nifti(root / "ixi" / "ground_truth" / name.replace("-T1.nii.gz", "-labels.nii.gz"), labels, affine, np.uint8)
     out["ixi"] = root / "ixi"
     return out
 

@@ -52,6 +52,16 @@ def test_task_trains_from_the_cli(task, tiny_data, tmp_path):
     assert len(payload["local"]) == 1 and "torch" in payload["local"][0]["rng"]
 
 
+def test_voxelmorph_in_3d_on_ixi_volumes(tiny_data, tmp_path):
+    cli.main(
+        ["train", "voxelmorph", "--data", str(tiny_data["ixi"]), "--profile", "smoke", "--steps", "2", "--batch-size", "2"]
+        + ["--config", "dims=3", "--out", str(tmp_path)]
+    )
+    result = json.loads((tmp_path / "metrics.json").read_text())
+    assert result["steps"] == 2 and "dice" in result["final_loss"] and 0 <= result["metrics"]["dice"] <= 1
+    assert json.loads((tmp_path / "config.json").read_text())["num_labels"] == 4
+
+
 @pytest.mark.parametrize("task", ["dcgan", "cyclegan", "vox2vox", "srgan"])
 def test_gan_resumes_exactly(task, tiny_data, tmp_path):
     """Stopped after 2 steps and resumed to 5: the same generator, discriminator and optimiser
