@@ -112,7 +112,7 @@ def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: st
     keys = keys or [k for k in history if k not in ("step", "time")]
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for k in keys:
-        ax.plot(history["step"], history[k], label=k)
+        ax.plot(history["step"], history[k], label=k, marker="o" if len(history["step"]) < 20 else None)  # few points: show them
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -133,11 +133,25 @@ class Table:
             return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
         return str(v)
 
+    # inline styles, so that the book's theme and JupyterLab both keep the columns apart
+    _CELL = "padding: 0.25em 0.8em; border-bottom: 1px solid #ddd;"
+
+    @staticmethod
+    def _numeric(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
-        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        def cell(tag, text, right):
+            align = "right" if right else "left"
+            return f'<{tag} style="{self._CELL} text-align: {align};">{html.escape(text)}</{tag}>'
+
+        numeric = [any(self._numeric(r[j]) for r in self.rows if j < len(r)) for j in range(len(self.header))]
+        head = "".join(cell("th", str(h), num) for h, num in zip(self.header, numeric))
+        body = "".join("<tr>" + "".join(cell("td", self._fmt(v), self._numeric(v)) for v in r) + "</tr>" for r in self.rows)
+        cap = (
+            f'<caption style="caption-side: top; text-align: left;">{html.escape(self.caption)}</caption>' if self.caption else ""
+        )
+        return f'<table style="border-collapse: collapse; margin: 0.5em 0;">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(map(str, self.header)) + " |", "|" + "---|" * len(self.header)]
