@@ -13,6 +13,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 export PYTHONHASHSEED := 0
+# PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install test lint unit nbval book-check book bench lab clean lock student student-check check-book browser
 

@@ -68,6 +68,10 @@ def main(argv=None) -> None:
     t_bench = time.perf_counter()
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
     env = {"MRICOURSE_PROFILE": args.profile, "MRICOURSE_RESULTS": str(args.results.resolve())}
+    # PyTorch's OpenMP threads spin while they wait for work; when anything else runs on the
+    # machine they steal its cores and a training step can take ten times longer. Passive
+    # waiting costs little on an idle machine (set OMP_WAIT_POLICY yourself to override).
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     walls, failed = {}, {}
     for nb in notebooks:
         print(f"running {nb} ({args.profile} profile) ...", flush=True)
