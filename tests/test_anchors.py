@@ -150,7 +150,7 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
         },
     }
     monkeypatch.setattr(bench, "run_notebook", fake_notebook)
-    monkeypatch.setattr(bench, "run_anchors", lambda profile: fake)
+    monkeypatch.setattr(bench, "run_anchors", lambda profile, env: fake)
     nb = tmp_path / "01_demo.ipynb"
     nb.write_text("{}")
     with pytest.raises(SystemExit):  # a failed comparison makes the run fail, after writing everything
@@ -162,13 +162,40 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     md = (tmp_path / "results.md").read_text()
     assert "## Anchors" in md and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in md and "anchors/voxelmorph" in md
     assert anchors.load_anchors(results)["anchors"]["varnet"]["status"] == "ok"  # for the book's page
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    mc.report.results_page(results)
+    assert "### 01_demo" in shown[0] and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in shown[0]
 
     # --no-anchors, or named notebooks without --anchors: no comparisons, and no failure
-    monkeypatch.setattr(bench, "run_anchors", lambda profile: pytest.fail("the anchors ran"))
+    monkeypatch.setattr(bench, "run_anchors", lambda profile, env: pytest.fail("the anchors ran"))
     for flag in (["--no-anchors"], []):
         bench.main([str(nb), "--profile", "smoke", "--results", str(results), "--out", str(tmp_path), *flag])
         assert json.loads((tmp_path / "results.json").read_text())["anchors"] is None
     (tmp_path / "notebooks").mkdir()  # all notebooks (none here): the comparisons run unless --no-anchors
-    monkeypatch.setattr(bench, "run_anchors", lambda profile: {**fake, "anchors": {"varnet": fake["anchors"]["varnet"]}})
+    monkeypatch.setattr(bench, "run_anchors", lambda profile, env: {**fake, "anchors": {"varnet": fake["anchors"]["varnet"]}})
     bench.main(["--profile", "smoke", "--results", str(results), "--out", str(tmp_path)])
     assert json.loads((tmp_path / "results.json").read_text())["anchors"]["anchors"]["varnet"]["status"] == "ok"
+
+
+def test_bench_runs_the_anchors_in_a_fresh_process(monkeypatch):
+    """The comparisons run as ``python -m mricourse.anchors`` with the kernels' environment; a
+    process that dies leaves a record in which every comparison failed."""
+    calls = []
+
+    def fake_run(cmd, env, timeout):
+        calls.append((cmd, env))
+        out = cmd[cmd.index("--json") + 1]
+        if env.get("FAIL") != "1":
+            with open(out, "w") as f:
+                json.dump({"profile": "smoke", "wall_s": 1.0, "anchors": {"varnet": _fake_record("V vs F")}}, f)
+        return type("Done", (), {"returncode": 0 if env.get("FAIL") != "1" else 1})()
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    rec = bench.run_anchors("smoke", {"OMP_WAIT_POLICY": "PASSIVE"})
+    cmd, env = calls[0]
+    assert cmd[1:5] == ["-m", "mricourse.anchors", "--profile", "smoke"] and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert rec["anchors"]["varnet"]["status"] == "ok"
+    rec = bench.run_anchors("smoke", {"FAIL": "1"})
+    assert set(rec["anchors"]) == set(anchors.ANCHORS)
+    assert all(a["status"] == "failed: python -m mricourse.anchors exited with status 1" for a in rec["anchors"].values())
