@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="override the number of steps")
     t.add_argument("--batch-size", type=int, default=None, help="global batch size (split over processes)")
     t.add_argument("--checkpoint-every", type=int, default=50)
+    t.add_argument("--log-every", type=int, default=10, help="log the mean losses every this many steps")
     t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) on GPUs")
@@ -75,7 +76,9 @@ def train(args: argparse.Namespace) -> dict:
         checkpoint=str(args.out / "checkpoint.pt"),
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
+        log_every=args.log_every,
         progress=sys.stderr.isatty(),
+        log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
     )
     history = fit(step, loader, cfg, state={**wrapped, **task.optimizers}, config=task.config, local_state=task.local_state)
     gathered = distributed.all_gather_object([_checksum(m) for m in modules.values()])

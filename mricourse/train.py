@@ -42,6 +42,8 @@ class TrainConfig:
             resume from when it exists and ``resume`` is true.
         seed: seeds Python, NumPy and torch before the first step (not on resume).
         progress: show a progress bar.
+        log_lines: print one line per logged step instead (rank 0 only): for batch jobs and
+            ``torchrun`` logs, where a progress bar is unreadable.
     """
 
     steps: int = 1000
@@ -52,6 +54,7 @@ class TrainConfig:
     resume: bool = True
     seed: int = 0
     progress: bool = True
+    log_lines: bool = False
 
 
 def save_checkpoint(
@@ -195,7 +198,12 @@ def fit(
             history["time"].append(elapsed)
             for k, vals in running.items():
                 history.setdefault(k, []).append(distributed.all_reduce_mean(sum(vals) / len(vals)))
-            bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")})
+            losses = {k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")}
+            bar.set_postfix(losses)
+            if cfg.log_lines and distributed.is_main():
+                print(
+                    f"step {done}/{cfg.steps}  {elapsed:.1f} s  " + "  ".join(f"{k} {v}" for k, v in losses.items()), flush=True
+                )
             running = {}
         if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             save_checkpoint(cfg.checkpoint, state, done, history, config, local_state)

@@ -110,3 +110,12 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_log_lines_for_batch_jobs(capsys):
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    cfg = mc.TrainConfig(steps=4, log_every=2, progress=False, log_lines=True)
+    mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("step 4/4") and "loss" in lines[-1]
