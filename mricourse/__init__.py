@@ -16,7 +16,16 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import report
-from .baselines import acs_width, cg_sense, compressed_sensing, espirit_maps, kt_compressed_sensing
+from .baselines import (
+    DENOISERS,
+    acs_width,
+    cg_sense,
+    classical_denoise,
+    compressed_sensing,
+    espirit_maps,
+    kt_compressed_sensing,
+    tune_denoiser,
+)
 from .checks import (
     CheckFailed,
     check_adjoint,

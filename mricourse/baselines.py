@@ -20,6 +20,11 @@ Reference: Uecker et al., ESPIRiT -- an eigenvalue approach to autocalibrating p
 Magn. Reson. Med. 71 (2014); Pruessmann et al., Advances in sensitivity encoding with arbitrary
 k-space trajectories, MRM 46 (2001); Lustig et al., Sparse MRI, MRM 58 (2007); Lustig et al.,
 k-t SPARSE: high frame rate dynamic MRI exploiting spatio-temporal sparsity, ISMRM 2006.
+
+Image-domain baselines: ``intensity_mapping`` (contrast translation by histogram matching) and
+``classical_denoise`` / ``tune_denoiser`` (Gaussian smoothing, total variation and non-local means
+from scikit-image, with their strength tuned on validation images; Buades et al., A non-local
+algorithm for image denoising, CVPR 2005).
 """
 
 from __future__ import annotations
@@ -31,7 +36,17 @@ import torch
 
 from .fft import fft2c, ifft2c
 
-__all__ = ["espirit_maps", "cg_sense", "compressed_sensing", "kt_compressed_sensing", "acs_width"]
+__all__ = [
+    "espirit_maps",
+    "cg_sense",
+    "compressed_sensing",
+    "kt_compressed_sensing",
+    "acs_width",
+    "intensity_mapping",
+    "DENOISERS",
+    "classical_denoise",
+    "tune_denoiser",
+]
 
 
 def _require_kspace(k, name: str = "masked_kspace") -> None:
@@ -302,3 +317,65 @@ def kt_compressed_sensing(
             app = sp.app.LinearLeastSquares(A, y / scale, proxg=xf, max_iter=max_iter, show_pbar=False)
         out.append(torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)) * scale)
     return torch.stack(out).to(masked_kspace.device)
+
+
+#: The classical denoisers of :func:`classical_denoise` and what their ``strength`` means.
+DENOISERS = {
+    "gaussian": "skimage.filters.gaussian, standard deviation = strength (pixels)",
+    "tv": "skimage.restoration.denoise_tv_chambolle, weight = strength x sigma",
+    "nlm": "skimage.restoration.denoise_nl_means (patch 5, search 13x13), h = strength x sigma",
+}
+
+
+def classical_denoise(noisy: torch.Tensor, method: str = "nlm", strength: float = 1.0, sigma=None) -> torch.Tensor:
+    """Denoise real images (N, 1, H, W) one at a time with a classical filter (see :data:`DENOISERS`).
+
+    ``sigma`` is the noise standard deviation (a float or one per image); total variation and
+    non-local means scale with it, so one ``strength`` suits every noise level roughly, and
+    :func:`tune_denoiser` finds the best one per level. Non-local means is given ``sigma`` too
+    (its fast mode then subtracts the expected patch distance of pure noise).
+    """
+    from scipy import ndimage
+    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
+
+    if method not in DENOISERS:
+        raise ValueError(f"classical_denoise: expected method one of {sorted(DENOISERS)}, got {method!r}")
+    if not isinstance(noisy, torch.Tensor) or noisy.ndim != 4 or noisy.shape[1] != 1 or noisy.is_complex():
+        got = f"{noisy.dtype} {tuple(noisy.shape)}" if isinstance(noisy, torch.Tensor) else type(noisy).__name__
+        raise TypeError(f"classical_denoise: expected real images (N, 1, H, W) as a tensor, got {got}")
+    if method != "gaussian" and sigma is None:
+        raise ValueError(f"classical_denoise: method {method!r} needs the noise level sigma")
+    n = len(noisy)
+    sig = np.broadcast_to(np.asarray(0.0 if sigma is None else sigma, dtype=np.float64).reshape(-1), (n,))
+    out = []
+    for img, s in zip(noisy[:, 0].detach().cpu().double().numpy(), sig):
+        if method == "gaussian":
+            den = ndimage.gaussian_filter(img, strength, mode="nearest")
+        elif method == "tv":
+            den = denoise_tv_chambolle(img, weight=strength * s)
+        else:
+            den = denoise_nl_means(img, patch_size=5, patch_distance=6, h=strength * s, sigma=s, fast_mode=True)
+        out.append(torch.from_numpy(np.ascontiguousarray(den)))
+    return torch.stack(out)[:, None].to(noisy.dtype).to(noisy.device)
+
+
+def tune_denoiser(
+    noisy: torch.Tensor, clean: torch.Tensor, method: str, strengths, sigma=None, masks=None
+) -> tuple[float, dict[float, float]]:
+    """The ``strength`` of :func:`classical_denoise` with the best mean PSNR on validation images:
+    ``(best, {strength: mean psnr})``. PSNR per image (``mc.psnr``, data range = the clean image's
+    maximum), over the pixels of ``masks`` (N, 1, H, W) bool if given. Tune on validation images,
+    never on the test set."""
+    from .metrics import psnr
+
+    if noisy.shape != clean.shape:
+        raise ValueError(
+            f"tune_denoiser: expected noisy and clean of one shape, got {tuple(noisy.shape)} and {tuple(clean.shape)}"
+        )
+    if masks is None:
+        masks = torch.ones_like(clean, dtype=torch.bool)
+    scores = {}
+    for s in strengths:
+        den = classical_denoise(noisy, method, float(s), sigma)
+        scores[float(s)] = float(np.mean([psnr(c[m], d[m], data_range=float(c.max())) for c, d, m in zip(clean, den, masks)]))
+    return max(scores, key=scores.get), scores

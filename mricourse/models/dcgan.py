@@ -92,7 +92,9 @@ class DCGANConfig:
 
     @classmethod
     def cpu(cls) -> DCGANConfig:
-        return cls(image_size=64, nz=100, ngf=32, ndf=32, label_smoothing=0.1)
+        """64x64 from 4x4x128 (half the paper's widths: a quarter of the cost per step, so that a few
+        minutes on two CPU cores give the ~600 steps the slices need to look like brains)."""
+        return cls(image_size=64, nz=100, ngf=16, ndf=16, label_smoothing=0.1)
 
     @classmethod
     def gpu(cls) -> DCGANConfig:
