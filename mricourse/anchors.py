@@ -174,7 +174,7 @@ def varnet_vs_fastmri(
 
     Args:
         cfg: a :class:`mricourse.VarNetConfig` (default: the profile's, ``cpu`` on a CPU).
-        steps: training steps of each model, batch 1 (default: smoke 3, cpu 20, gpu 300).
+        steps: training steps of each model, batch 1 (default: smoke 3, cpu 60, gpu 300).
         n_train, n_test: simulated subjects (one slice each) for training and held-out testing.
         lr: Adam's learning rate (constant), the same for both.
         acceleration, center_fraction: the held-out slices' equispaced mask (training draws 4x
@@ -195,7 +195,7 @@ def varnet_vs_fastmri(
 
     P = profile if hasattr(profile, "pick") else _profile(profile)
     cfg = cfg or VarNetConfig.for_profile(P)
-    steps = steps or P.pick(smoke=3, cpu=20, gpu=300)
+    steps = steps or P.pick(smoke=3, cpu=60, gpu=300)
     n_train = n_train or P.pick(smoke=2, cpu=8, gpu=16)
     n_test = n_test or P.pick(smoke=1, cpu=4, gpu=8)
     if steps <= warmup:
@@ -308,7 +308,7 @@ def voxelmorph_vs_package(
     Args:
         cfg: a :class:`mricourse.VoxelMorphConfig`, 2D (default: the profile's); its loss and
             learning rate (Adam, constant) are used for both models.
-        steps: training steps of each model (default: smoke 3, cpu 40, gpu 500).
+        steps: training steps of each model (default: smoke 3, cpu 200, gpu 1000).
         batch_size, n_train, n_test, size: pairs per step, training and held-out subjects, pixels.
         warmup: first steps (and inferences) left out of the times.
     Returns:
@@ -324,9 +324,9 @@ def voxelmorph_vs_package(
     cfg = cfg or VoxelMorphConfig.for_profile(P)
     if cfg.dims != 2:
         raise ValueError(f"voxelmorph_vs_package: expected a 2D VoxelMorphConfig, got dims={cfg.dims}")
-    steps = steps or P.pick(smoke=3, cpu=40, gpu=500)
+    steps = steps or P.pick(smoke=3, cpu=200, gpu=1000)
     batch_size = batch_size or P.pick(smoke=2, cpu=4, gpu=16)
-    n_train = n_train or P.pick(smoke=8, cpu=64, gpu=512)
+    n_train = n_train or P.pick(smoke=8, cpu=128, gpu=512)
     n_test = n_test or P.pick(smoke=2, cpu=8, gpu=32)
     size = size or P.pick(smoke=64, cpu=128, gpu=128)
     if size % 2 ** len(cfg.enc_chans):
