@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from .anchors import ANCHORS, save_anchors
+from .nbtools import execute_notebook
 from .report import render_anchors, render_markdown
 from .results import environment, load_results
 from .utils import atomic_write
@@ -31,27 +31,11 @@ from .utils import atomic_write
 def run_notebook(path: Path, env: dict, timeout: int = 1800) -> float:
     """Execute a notebook in a fresh kernel (outputs discarded); return its wall time in seconds."""
     import nbformat
-    from jupyter_client import KernelManager
-    from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel inherits this process's environment
-    # the kernel talks over local sockets, not TCP ports: kernels started at the same moment by
-    # other processes cannot race for a port and leave a client waiting for a lost reply
-    sockets = Path(tempfile.mkdtemp(prefix="mricourse-kernel-"))
-    try:
-        t0 = time.perf_counter()
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"))
-        NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}).execute()
-        return time.perf_counter() - t0
-    finally:
-        shutil.rmtree(sockets, ignore_errors=True)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    t0 = time.perf_counter()
+    execute_notebook(nb, path.parent, timeout, env={**os.environ, **env})
+    return time.perf_counter() - t0
 
 
 def run_anchors(profile: str, env: dict, timeout: int = 3600) -> dict:

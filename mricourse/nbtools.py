@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -186,14 +188,33 @@ def grade(submission: Path, reference: Path | None = None, timeout: int = 600) -
     return rows + [(label, "missing", "the exercise's cells were deleted") for label in missing]
 
 
-def _execute(nb, cwd: Path, timeout: int) -> None:
-    """Run every cell (errors allowed) in ``cwd``, in a kernel that imports this very package."""
+def execute_notebook(nb, cwd: Path, timeout: int | None = 600, env: dict | None = None, allow_errors: bool = False) -> None:
+    """Run every cell of ``nb`` (in place) in a fresh ``python3`` kernel working in ``cwd``.
+
+    The kernel talks to this process over local (IPC) sockets in a private temporary folder, not
+    over TCP ports: a port picked for the kernel can be taken by another program in the moment
+    before the kernel binds it (another kernel, or a ``torchrun`` job), and the client then waits
+    for replies that never come. ``env``: the kernel's whole environment (default: this process's).
+    ``timeout``: seconds per cell.
+    """
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
+    sockets = Path(tempfile.mkdtemp(prefix="mricourse-kernel-"))
+    try:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"))
+        resources = {"metadata": {"path": str(Path(cwd).resolve())}}
+        client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, resources=resources)
+        client.execute(**({} if env is None else {"env": env}))
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def _execute(nb, cwd: Path, timeout: int) -> None:
+    """Run every cell (errors allowed) in ``cwd``, in a kernel that imports this very package."""
     package_root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    resources = {"metadata": {"path": str(cwd.resolve())}}
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True, resources=resources).execute(env=env)
+    execute_notebook(nb, cwd, timeout, env=env, allow_errors=True)
 
 
 def _notebooks(paths: list[str]) -> list[Path]:
