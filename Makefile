@@ -35,7 +35,7 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 ifneq ($(NOTEBOOKS),)
-	MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/python -m pytest -p no:cacheprovider \
+	MRICOURSE_HEADLESS=1 MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/python -m pytest -p no:cacheprovider \
 	  --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 endif
 
@@ -50,7 +50,7 @@ ifneq ($(NOTEBOOKS),)
 endif
 
 book-check: $(STAMP)
-	MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/jupyter-book build . -W --keep-going \
+	MRICOURSE_HEADLESS=1 MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/jupyter-book build . -W --keep-going \
 	  --path-output _build/smoke
 
 # every page of the smoke build in headless Chromium: images, solution toggles, Colab links
@@ -67,10 +67,10 @@ browser:
 test: lint unit nbval student-check book-check check-book
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build .
+	MRICOURSE_HEADLESS=1 $(BIN)/jupyter-book build .
 	@# the results page is read before the chapters; rebuild it from the files they just wrote
 	touch book/results.ipynb
-	$(BIN)/jupyter-book build .
+	MRICOURSE_HEADLESS=1 $(BIN)/jupyter-book build .
 
 bench: $(STAMP)
 	$(BIN)/python -m mricourse.bench --profile cpu

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .exercises import STUB, NotebookError, _source, _tags, find_exercises, instructor_notebook, student_notebook
+from .utils import HEADLESS_ENV
 
 __all__ = ["repository", "setup_cell", "colab_url", "colab_problems", "sync_colab", "run_student", "grade", "main"]
 
@@ -195,17 +196,18 @@ def execute_notebook(nb, cwd: Path, timeout: int | None = 600, env: dict | None 
     over TCP ports: a port picked for the kernel can be taken by another program in the moment
     before the kernel binds it (another kernel, or a ``torchrun`` job), and the client then waits
     for replies that never come. ``env``: the kernel's whole environment (default: this process's).
-    ``timeout``: seconds per cell.
+    ``timeout``: seconds per cell. The kernel runs with ``MRICOURSE_HEADLESS=1``.
     """
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
+    env = {**(os.environ if env is None else env), HEADLESS_ENV: "1"}  # no widgets: see interactive_session
     sockets = Path(tempfile.mkdtemp(prefix="mricourse-kernel-"))
     try:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"))
         resources = {"metadata": {"path": str(Path(cwd).resolve())}}
         client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors, resources=resources)
-        client.execute(**({} if env is None else {"env": env}))
+        client.execute(env=env)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
 

@@ -14,12 +14,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device"]
+__all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device", "interactive_session"]
 
 
 def on_colab() -> bool:
     """True when running inside Google Colab."""
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+HEADLESS_ENV = "MRICOURSE_HEADLESS"
+
+
+def interactive_session() -> bool:
+    """False when the notebook runs headless: the tests, ``make book`` and ``make bench`` set
+    ``MRICOURSE_HEADLESS=1``. Chapters build their ipywidgets explorers only when this is True:
+    nobody can move a slider on a static page, and widget messages during headless execution can
+    stall the notebook runner (jupyter/nbclient#312)."""
+    return not os.environ.get(HEADLESS_ENV)
 
 
 def get_device(verbose: bool = True) -> torch.device:

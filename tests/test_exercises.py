@@ -645,3 +645,19 @@ def test_check_weighting(capsys):
     with pytest.raises(ValueError, match="expected weighting"):
         mc.check_weighting(4000, 100, "FLAIR")
     mc.check_weighting(6000, 120, "T2w", field=3.0)
+
+
+def test_headless_runs_build_no_widgets(monkeypatch, tmp_path):
+    """Notebooks run by the course's runner see MRICOURSE_HEADLESS (no widget explorers), over IPC."""
+    import nbformat
+
+    from mricourse.nbtools import execute_notebook
+
+    monkeypatch.delenv("MRICOURSE_HEADLESS", raising=False)
+    assert mc.interactive_session()
+    monkeypatch.setenv("MRICOURSE_HEADLESS", "1")
+    assert not mc.interactive_session()
+    monkeypatch.delenv("MRICOURSE_HEADLESS")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ.get('MRICOURSE_HEADLESS'))")])
+    execute_notebook(nb, tmp_path, timeout=60)
+    assert nb.cells[0].outputs[0]["text"].strip() == "1"
