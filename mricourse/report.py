@@ -71,8 +71,8 @@ def summary_table(results: dict[str, dict]) -> Table:
             [
                 chapter,
                 label,
-                f"{h.get('model', '')}: {model_v}" if model_v is not None else "",
-                f"{h.get('baseline', '')}: {base_v}" if base_v is not None else "",
+                f"{h.get('model', '')}: {Table._fmt(model_v)}" if model_v is not None else "",
+                f"{h.get('baseline', '')}: {Table._fmt(base_v)}" if base_v is not None else "",
                 gain,
                 r.get("profile", ""),
                 round(total, 1),
