@@ -91,16 +91,25 @@ def chapter_table(chapter: str, r: dict) -> Table:
     return Table([[k] + [v.get(c, "") for c in cols] for k, v in rows.items()], ["method", *cols], chapter)
 
 
+def _markdown(blocks: list) -> str:
+    return "\n".join(b.to_markdown() if isinstance(b, Table) else b for b in blocks)
+
+
 def render_markdown(results: dict[str, dict]) -> str:
     """The whole results page as Markdown."""
+    return _markdown(_page_blocks(results))
+
+
+def _page_blocks(results: dict[str, dict]) -> list:
+    """The results page as a list of Markdown lines and :class:`Table` objects."""
     if not results:
-        return "No results yet: run the chapter notebooks (`make book` or `make bench`)."
+        return ["No results yet: run the chapter notebooks (`make book` or `make bench`)."]
     envs = {
         r["environment"].get("platform", "") + f", {r['environment'].get('cores')} cores, " + r["environment"].get("device", "")
         for r in results.values()
         if "environment" in r
     }
-    parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results).to_markdown(), ""]
+    parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results), ""]
     for chapter, r in sorted(results.items()):
         env = r.get("environment", {})
         parts += [
@@ -109,14 +118,14 @@ def render_markdown(results: dict[str, dict]) -> str:
             f"Profile `{r.get('profile')}`, {r.get('date', '')}, torch {env.get('torch', '?')} on {env.get('device', '?')}; "
             f"wall time " + ", ".join(f"{k} {v:.1f} s" for k, v in r.get("timings", {}).items() if isinstance(v, (int, float))),
             "",
-            chapter_table(chapter, r).to_markdown(),
+            chapter_table(chapter, r),
             "",
         ]
         if chapter in PAPER:
             parts += [f"*The paper's figure (real data, full scale, not measured here):* {PAPER[chapter]}", ""]
         if r.get("notes"):
             parts += [r["notes"], ""]
-    return "\n".join(parts)
+    return parts
 
 
 def anchors_table(record: dict) -> Table:
@@ -140,6 +149,10 @@ def anchors_table(record: dict) -> Table:
 
 def render_anchors(record: dict) -> str:
     """The "Anchors" section (Markdown): the table, the run's machine and each comparison's setting."""
+    return _markdown(_anchors_blocks(record))
+
+
+def _anchors_blocks(record: dict) -> list:
     env = record.get("environment", {})
     parts = [
         "## Anchors: side by side with the reference implementations",
@@ -151,13 +164,13 @@ def render_anchors(record: dict) -> str:
         f"Profile `{record.get('profile')}`, {record.get('date', '')}, {env.get('platform', '')}, {env.get('cores')} cores, "
         f"torch {env.get('torch', '?')} on {env.get('device', '?')}; wall time {record.get('wall_s', 0.0):.0f} s.",
         "",
-        anchors_table(record).to_markdown(),
+        anchors_table(record),
         "",
     ]
     for a in record.get("anchors", {}).values():
         if a.get("setting"):
             parts += [f"- *{a['name']}*: {a['setting']}", ""]
-    return "\n".join(parts)
+    return parts
 
 
 def results_page(folder: str | Path | None = None) -> None:
@@ -168,8 +181,18 @@ def results_page(folder: str | Path | None = None) -> None:
     from .anchors import load_anchors
 
     folder = folder or results_dir()
-    md = render_markdown(load_results(folder))
+    blocks = _page_blocks(load_results(folder))
     anchors = load_anchors(folder)
     if anchors:
-        md += "\n\n" + render_anchors(anchors)
-    display(Markdown(md))
+        blocks += ["", *_anchors_blocks(anchors)]
+    # text as Markdown, tables as HTML (the book renders Markdown outputs as CommonMark: no tables)
+    text: list[str] = []
+    for b in [*blocks, None]:
+        if isinstance(b, str):
+            text.append(b)
+            continue
+        if any(t.strip() for t in text):
+            display(Markdown("\n".join(text)))
+        text = []
+        if b is not None:
+            display(b)

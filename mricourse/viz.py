@@ -151,7 +151,8 @@ class Table:
         cap = (
             f'<caption style="caption-side: top; text-align: left;">{html.escape(self.caption)}</caption>' if self.caption else ""
         )
-        return f'<table style="border-collapse: collapse; margin: 0.5em 0;">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        table = f'<table style="border-collapse: collapse; margin: 0.5em 0;">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return f'<div style="overflow-x: auto;">{table}</div>'  # wide tables scroll, not clip
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(map(str, self.header)) + " |", "|" + "---|" * len(self.header)]

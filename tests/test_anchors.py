@@ -163,9 +163,14 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     assert "## Anchors" in md and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in md and "anchors/voxelmorph" in md
     assert anchors.load_anchors(results)["anchors"]["varnet"]["status"] == "ok"  # for the book's page
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    monkeypatch.setattr("IPython.display.display", shown.append)
     mc.report.results_page(results)
-    assert "### 01_demo" in shown[0] and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in shown[0]
+    # prose as Markdown, tables as HTML tables (the book renders Markdown outputs without tables)
+    text = "\n".join(o.data for o in shown if not isinstance(o, mc.Table))
+    tables = [o for o in shown if isinstance(o, mc.Table)]
+    assert "### 01_demo" in text and "|" not in text.replace("\\|", "")
+    assert [t.caption for t in tables] == ["Summary", "01_demo", "Anchors"]
+    assert "<td" in tables[-1]._repr_html_() and ["V vs F (pkg 1.0)", "step (s)", 1, 4, 0.25] in tables[-1].rows
 
     # --no-anchors, or named notebooks without --anchors: no comparisons, and no failure
     monkeypatch.setattr(bench, "run_anchors", lambda profile, env: pytest.fail("the anchors ran"))
