@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mricourse.data.make import dataset_params, make_dataset
 from mricourse.data.nifti import ixi_name, write_brats_case, write_nifti
@@ -42,6 +43,16 @@ def write_tiny_data(root: Path) -> dict[str, Path]:
         write_nifti(root / "ixi" / "ground_truth" / name.replace("-T1.nii.gz", "-labels.nii.gz"), labels, affine, np.uint8)
     out["ixi"] = root / "ixi"
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small tensors: one torch thread is faster, and robust on a busy machine (use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,7 @@ import mricourse as mc
 from mricourse import anchors, bench
 from mricourse.report import anchors_table, render_anchors
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and robust on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _check_record(record, metrics):

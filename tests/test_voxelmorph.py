@@ -6,14 +6,7 @@ import torch
 import mricourse as mc
 from mricourse.models.voxelmorph import VoxelMorphConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one thread is faster, and robust on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def blobs(shape, seed=0, n=6):
