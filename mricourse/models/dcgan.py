@@ -245,9 +245,9 @@ def to_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:
     return (images / vmax).clamp(0.0, 1.0) * 2.0 - 1.0
 
 
-def from_gan_range(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1]."""
-    return (images + 1.0) / 2.0
+def from_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:
+    """[-1, 1] (clipped) -> [0, vmax], the inverse of :func:`to_gan_range`."""
+    return (images.clamp(-1.0, 1.0) + 1.0) / 2.0 * vmax
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
