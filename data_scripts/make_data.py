@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Write the course data sets to $MRICOURSE_DATA (default ~/.cache/mricourse) in real formats.
+"""Write the course data sets to $MRICOURSE_DATA/<profile> (default ~/.cache/mricourse/<profile>).
 
     python data_scripts/make_data.py fastmri              # one data set, sized by $MRICOURSE_PROFILE
     python data_scripts/make_data.py all --profile cpu    # every data set of the cpu profile
     python data_scripts/make_data.py brats --profile smoke --out /tmp/data --seed 1 --force
     python data_scripts/make_data.py --list               # data sets and their sizes per profile
 
-Each data set goes to <out>/<name>/ with a manifest.json (seed, parameters, size and SHA-256 of
+Each data set goes to <out>/<name>/ (default out: ~/.cache/mricourse/<profile>) with a manifest.json (seed, parameters, size and SHA-256 of
 every file); running again with the same arguments reuses what is there and complete.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from mricourse.data.make import DATASETS, dataset_params, make_dataset  # noqa: E402
-from mricourse.data.store import data_dir, manifest_is_valid  # noqa: E402
+from mricourse.data.make import DATASETS, dataset_params, make_dataset, profile_root  # noqa: E402
+from mricourse.data.store import manifest_is_valid  # noqa: E402
 from mricourse.profile import PROFILES  # noqa: E402
 
 
@@ -29,7 +29,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", nargs="?", choices=sorted(DATASETS) + ["all"], help="data set to make")
     parser.add_argument("--profile", choices=PROFILES, help="sizes (default: $MRICOURSE_PROFILE, else cpu/gpu)")
-    parser.add_argument("--out", type=Path, help="data folder (default: $MRICOURSE_DATA or ~/.cache/mricourse)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="data folder (default: $MRICOURSE_DATA/<profile>, $MRICOURSE_DATA defaulting to ~/.cache/mricourse)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="regenerate even if a valid copy exists")
     parser.add_argument("--verify", action="store_true", help="check the SHA-256 of an existing data set and exit")
@@ -42,7 +46,7 @@ def main(argv=None) -> int:
                 print(f"  {prof:6s} {json.dumps(sizes)}")
         return 0
     names = sorted(DATASETS) if args.dataset == "all" else [args.dataset]
-    root = args.out or data_dir()
+    root = args.out or profile_root(args.profile)
     status = 0
     for name in names:
         params = dataset_params(name, args.profile, args.seed)

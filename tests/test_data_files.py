@@ -145,3 +145,17 @@ def test_ixi_ground_truth_matches_volumes(root):
         disp = z["displacement"]
     assert vol.shape == labels.shape == disp.shape[1:] and np.allclose(affine, aff2)
     assert vol[labels == 3].mean() > vol[labels == 1].mean()  # T1: white matter brighter than CSF
+
+
+def test_each_profile_keeps_its_own_copy(tmp_path, monkeypatch):
+    # a smoke run must not overwrite (or be handed) the cpu-profile data set, and the reverse
+    monkeypatch.setenv("MRICOURSE_DATA", str(tmp_path))
+    smoke, cpu = make.profile_root("smoke"), make.profile_root("cpu")
+    assert (smoke, cpu) == (tmp_path / "smoke", tmp_path / "cpu")
+    small = make.ensure_dataset("slices", "smoke", train=2, test=1, size=16)
+    assert small == tmp_path / "smoke" / "slices" and manifest_is_valid(
+        small, make.dataset_params("slices", "smoke", train=2, test=1, size=16)
+    )
+    assert not (tmp_path / "cpu" / "slices").exists()
+    assert make.manifest("slices", profile="smoke")["params"]["size"] == 16
+    assert not list(tmp_path.glob("**/.slices.partial*"))  # nothing half-written left behind

@@ -10,13 +10,16 @@ Data sets (one folder each, with a ``manifest.json``):
 - ``cine``: single-coil cardiac cine k-space in fastMRI HDF5, one file per subject, frames along
   the first axis (``singlecoil_train``, ``_val``, ``_test``), plus ``ground_truth/`` labels.
 
-``ensure_dataset(name)`` returns the folder, generating it first if it is missing or was made with
-other parameters; ``data_scripts/make_data.py`` is the command line over the same functions.
+Each profile has its own folder, ``$MRICOURSE_DATA/<profile>/<name>``, so that a smoke run does not
+overwrite the cpu-profile data (or the other way round). ``ensure_dataset(name)`` returns the
+folder, generating it first if it is missing or was made with other parameters;
+``data_scripts/make_data.py`` is the command line over the same functions.
 Other modules add data sets by registering in :data:`DATASETS`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from .nifti import ixi_name, write_brats_case, write_nifti
 from .slices import brain_slices
 from .store import data_dir, manifest_is_valid, read_manifest, write_manifest
 
-__all__ = ["DATASETS", "dataset_params", "make_dataset", "ensure_dataset"]
+__all__ = ["DATASETS", "dataset_params", "make_dataset", "ensure_dataset", "profile_root"]
 
 #: per data set: sizes per profile, and the function that writes it into a folder
 DATASETS: dict[str, dict] = {}
@@ -60,18 +63,19 @@ def dataset_params(name: str, profile: str | None = None, seed: int = 0, **overr
 
 
 def make_dataset(name: str, params: dict, root=None, force: bool = False, verbose: bool = True) -> Path:
-    """Write data set ``name`` with ``params`` to ``root/name`` (reused if its manifest matches).
+    """Write data set ``name`` with ``params`` to ``root/name`` (reused if its manifest matches;
+    ``root`` defaults to the active profile's :func:`profile_root`).
 
     The data set is built in a hidden sibling folder and renamed into place when complete, so an
     interrupted run leaves nothing that looks finished.
     """
-    root = Path(root) if root is not None else data_dir()
+    root = Path(root) if root is not None else profile_root()
     folder = root / name
     if not force and manifest_is_valid(folder, params):
         if verbose:
             print(f"{name}: reusing {folder}")
         return folder
-    partial = root / f".{name}.partial"
+    partial = root / f".{name}.partial-{os.getpid()}"  # per process: two writers never share one
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -86,14 +90,22 @@ def make_dataset(name: str, params: dict, root=None, force: bool = False, verbos
     return folder
 
 
+def profile_root(profile: str | None = None) -> Path:
+    """Where the data sets of ``profile`` (default: the active one) live: ``$MRICOURSE_DATA/<profile>``."""
+    return data_dir(get_profile(profile).name)
+
+
 def ensure_dataset(name: str, profile: str | None = None, root=None, seed: int = 0, **overrides) -> Path:
-    """The folder of data set ``name`` for ``profile``, generated first if it is missing."""
-    return make_dataset(name, dataset_params(name, profile, seed, **overrides), root)
+    """The folder of data set ``name`` for ``profile`` (under ``root``, default
+    :func:`profile_root`), generated first if it is missing."""
+    return make_dataset(
+        name, dataset_params(name, profile, seed, **overrides), root if root is not None else profile_root(profile)
+    )
 
 
-def manifest(name: str, root=None) -> dict | None:
+def manifest(name: str, root=None, profile: str | None = None) -> dict | None:
     """The manifest of a data set on disk (None if absent)."""
-    return read_manifest((Path(root) if root else data_dir()) / name)
+    return read_manifest((Path(root) if root else profile_root(profile)) / name)
 
 
 # ---------------------------------------------------------------------------------- data sets
