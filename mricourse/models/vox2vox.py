@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +33,7 @@ __all__ = [
     "BRATS_LABELS",
     "labels_to_classes",
     "classes_to_labels",
+    "largest_component",
 ]
 
 #: class index -> BraTS label (0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour)
@@ -162,7 +164,9 @@ class Vox2VoxGenerator(nn.Module):
 def generalised_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Generalised Dice loss (Sudre et al. 2017) of probabilities (B, K, ...) and one-hot or
     class-index targets: ``1 - 2 sum_k w_k sum_i p_ki r_ki / sum_k w_k sum_i (p_ki + r_ki)`` with
-    ``w_k = 1 / (sum_i r_ki)^2`` (classes absent from the batch get weight 0)."""
+    ``w_k = 1 / (sum_i r_ki)^2``, background included as a class. A class absent from the batch
+    (``w_k`` infinite) gets the largest weight of the present classes, as in NiftyNet and MONAI:
+    predicting it anywhere is then penalised like a false positive of the rarest class present."""
     if target.dtype == torch.long:
         target = F.one_hot(target.squeeze(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
     if target.shape != probs.shape:
@@ -171,10 +175,25 @@ def generalised_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float 
         )
     dims = [0, *range(2, probs.ndim)]
     ref = target.sum(dims)
-    w = torch.where(ref > 0, 1.0 / (ref**2 + eps), torch.zeros_like(ref))
+    w = 1.0 / ref.clamp_min(1.0) ** 2
+    w = torch.where(ref > 0, w, w[ref > 0].max() if (ref > 0).any() else torch.ones_like(w))
     num = (w * (probs * target).sum(dims)).sum()
     den = (w * (probs + target).sum(dims)).sum()
     return 1 - 2 * num / den.clamp_min(eps)
+
+
+def largest_component(labels: torch.Tensor) -> torch.Tensor:
+    """Post-processing of a label map (D, H, W): keep the largest connected component (26-connected)
+    of the whole tumour (labels > 0) and set every other tumour voxel to background."""
+    from scipy import ndimage
+
+    if labels.ndim != 3:
+        raise ValueError(f"largest_component: expected a label map (D, H, W), got shape {tuple(labels.shape)}")
+    comps, n = ndimage.label((labels > 0).cpu().numpy(), structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return labels
+    sizes = np.bincount(comps.ravel())[1:]
+    return labels * torch.from_numpy(comps == 1 + int(sizes.argmax())).to(labels.device)
 
 
 class Vox2Vox(nn.Module):
@@ -225,7 +244,11 @@ class Vox2Vox(nn.Module):
         return {**out, "G_adv": adv.item(), "D": loss_D.item()}
 
     @torch.no_grad()
-    def segment(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}."""
+    def segment(self, x: torch.Tensor, largest: bool = False) -> torch.Tensor:
+        """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}; with
+        ``largest``, each map keeps only its largest tumour component (:func:`largest_component`)."""
         self.G.eval()
-        return classes_to_labels(self.G(x.to(next(self.parameters()).device)).argmax(1, keepdim=True)).cpu()
+        seg = classes_to_labels(self.G(x.to(next(self.parameters()).device)).argmax(1, keepdim=True)).cpu()
+        if largest:
+            seg = torch.stack([largest_component(s[0])[None] for s in seg])
+        return seg
