@@ -27,7 +27,15 @@ from tqdm.auto import tqdm
 from . import distributed
 from .utils import atomic_write, seed_everything, to_device
 
-__all__ = ["TrainConfig", "fit", "supervised_step", "save_checkpoint", "load_checkpoint", "OneCycleSchedule"]
+__all__ = [
+    "TrainConfig",
+    "fit",
+    "supervised_step",
+    "save_checkpoint",
+    "load_checkpoint",
+    "OneCycleSchedule",
+    "LinearDecaySchedule",
+]
 
 
 @dataclass
@@ -287,6 +295,21 @@ class OneCycleSchedule:
             self.start = time.perf_counter()
         self.count += 1
         self._set(self.lr(self.progress()))
+
+
+class LinearDecaySchedule(OneCycleSchedule):
+    """CycleGAN's learning rate (Zhu et al. 2017): constant ``lr`` for the first ``decay_from`` of
+    the run's progress, then a linear decay to zero. Progress as in :class:`OneCycleSchedule`
+    (steps or wall-clock, whichever is further), so a run cut short still ends annealed."""
+
+    def __init__(self, optimizer, lr: float, steps: int, time_budget: float | None = None, decay_from: float = 0.5):
+        if not 0 <= decay_from < 1:
+            raise ValueError(f"LinearDecaySchedule: expected 0 <= decay_from < 1, got {decay_from}")
+        self.decay_from = decay_from
+        super().__init__(optimizer, lr, steps, time_budget, warmup=0.0, final=0.0)
+
+    def lr(self, p: float) -> float:
+        return self.max_lr * min(1.0, (1.0 - p) / (1.0 - self.decay_from))
 
 
 if __name__ == "__main__":  # python -m mricourse.train <task> ...: the same as `mricourse train`

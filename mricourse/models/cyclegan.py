@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from ..layers import PatchDiscriminator
 from ..profile import Profile
+from ..train import LinearDecaySchedule
 
 __all__ = [
     "CycleGANConfig",
@@ -57,6 +58,7 @@ class CycleGANConfig:
     pool_size: int = 50
     lr: float = 2e-4
     beta1: float = 0.5
+    decay_from: float = 0.5
 
     @classmethod
     def paper(cls) -> CycleGANConfig:
@@ -159,6 +161,11 @@ class ImagePool:
         self.rng.setstate((version, tuple(internal), gauss))
 
 
+def _split(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The first ``n`` images of a stacked batch and the rest (None when there is none)."""
+    return x[:n], (x[n:] if len(x) > n else None)
+
+
 def lsgan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
     """Least-squares GAN loss: mean of (D(x) - 1)^2 for real targets, D(x)^2 for fake."""
     return F.mse_loss(logits, torch.full_like(logits, 1.0 if target_is_real else 0.0))
@@ -172,7 +179,10 @@ def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
 class CycleGAN(nn.Module):
     """The four networks, their optimisers and the alternating update (:meth:`step`)."""
 
-    def __init__(self, cfg: CycleGANConfig):
+    def __init__(self, cfg: CycleGANConfig, steps: int | None = None, time_budget: float | None = None):
+        """With ``steps`` (and optionally ``time_budget``), both learning rates follow CycleGAN's
+        schedule, :class:`~mricourse.train.LinearDecaySchedule` (constant, then linear to zero from
+        ``cfg.decay_from`` of the run), advanced by :meth:`step`; without, they stay constant."""
         super().__init__()
         self.cfg = cfg
         c = cfg.in_chans
@@ -183,27 +193,35 @@ class CycleGAN(nn.Module):
         self.opt_G = torch.optim.Adam([*self.G_AB.parameters(), *self.G_BA.parameters()], lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
         self.pool_A, self.pool_B = ImagePool(cfg.pool_size, seed=0), ImagePool(cfg.pool_size, seed=1)
+        self.schedules = (
+            [LinearDecaySchedule(o, cfg.lr, steps, time_budget, cfg.decay_from) for o in (self.opt_G, self.opt_D)]
+            if steps
+            else []
+        )
 
     def step(self, batch) -> dict[str, float]:
-        """One CycleGAN update on an unpaired batch ``(real_A, real_B)`` in [-1, 1]."""
+        """One CycleGAN update on an unpaired batch ``(real_A, real_B)`` in [-1, 1].
+
+        Images that go through the same network are stacked into one call (instance norm is per
+        image, so this equals separate calls, in less time): ``G_AB`` translates ``real_A`` and,
+        for the identity loss, ``real_B`` together, and each discriminator scores real and pooled
+        fake images together."""
         device = next(self.parameters()).device
         real_A, real_B = (x.to(device) for x in batch)
-        cfg = self.cfg
+        cfg, n = self.cfg, len(real_A)
         self.train()
         # 1. generators, with the discriminators frozen
         for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
             p.requires_grad_(False)
-        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        idt = cfg.lambda_identity > 0
+        fake_B, idt_B = _split(self.G_AB(torch.cat([real_A, real_B]) if idt else real_A), n)
+        fake_A, idt_A = _split(self.G_BA(torch.cat([real_B, real_A]) if idt else real_B), n)
         rec_A, rec_B = self.G_BA(fake_B), self.G_AB(fake_A)
         loss_gan = lsgan_loss(self.D_B(fake_B), True) + lsgan_loss(self.D_A(fake_A), True)
         loss_cycle = cfg.lambda_cycle * (cycle_loss(real_A, rec_A) + cycle_loss(real_B, rec_B))
         loss_idt = torch.zeros((), device=device)
-        if cfg.lambda_identity > 0:
-            loss_idt = (
-                cfg.lambda_identity
-                * cfg.lambda_cycle
-                * (cycle_loss(real_B, self.G_AB(real_B)) + cycle_loss(real_A, self.G_BA(real_A)))
-            )
+        if idt:
+            loss_idt = cfg.lambda_identity * cfg.lambda_cycle * (cycle_loss(real_B, idt_B) + cycle_loss(real_A, idt_A))
         loss_G = loss_gan + loss_cycle + loss_idt
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
@@ -211,12 +229,15 @@ class CycleGAN(nn.Module):
         # 2. discriminators, on real images and pooled past fakes
         for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
             p.requires_grad_(True)
-        fb, fa = self.pool_B.query(fake_B), self.pool_A.query(fake_A)
-        loss_D_B = 0.5 * (lsgan_loss(self.D_B(real_B), True) + lsgan_loss(self.D_B(fb), False))
-        loss_D_A = 0.5 * (lsgan_loss(self.D_A(real_A), True) + lsgan_loss(self.D_A(fa), False))
+        d_real_B, d_fake_B = _split(self.D_B(torch.cat([real_B, self.pool_B.query(fake_B)])), n)
+        d_real_A, d_fake_A = _split(self.D_A(torch.cat([real_A, self.pool_A.query(fake_A)])), n)
+        loss_D_B = 0.5 * (lsgan_loss(d_real_B, True) + lsgan_loss(d_fake_B, False))
+        loss_D_A = 0.5 * (lsgan_loss(d_real_A, True) + lsgan_loss(d_fake_A, False))
         self.opt_D.zero_grad(set_to_none=True)
         (loss_D_A + loss_D_B).backward()
         self.opt_D.step()
+        for schedule in self.schedules:
+            schedule.step()
         return {
             "G_gan": loss_gan.item(),
             "cycle": loss_cycle.item(),
