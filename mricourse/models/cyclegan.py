@@ -46,7 +46,9 @@ class CycleGANConfig:
     """Sizes and weights. ``paper()`` is Welander et al.'s setting (ngf 32, 9 residual blocks).
 
     The identity loss (``G_AB(b) ~ b``) helps when both domains share colours; between T1 and T2,
-    whose contrasts are nearly inverted, it pulls the wrong way, so the presets switch it off."""
+    whose contrasts are nearly inverted, it asks ``G_AB`` to leave a T2 unchanged while inverting a
+    T1. At 64 px it did not improve T1 -> T2 validation SSIM for its cost (two more generator
+    passes per update), so the presets switch it off."""
 
     in_chans: int = 1
     ngf: int = 32
