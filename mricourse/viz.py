@@ -107,12 +107,13 @@ def montage(volume, num: int = 8, axis: int = 0) -> np.ndarray:
     return np.concatenate([np.take(v, i, axis=axis) for i in idx], axis=1)
 
 
-def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: str = "training"):
-    """Plot loss curves from :func:`mricourse.fit`'s history against the step."""
+def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: str = "training", prefix: str = ""):
+    """Plot loss curves from :func:`mricourse.fit`'s history against the step; ``prefix`` starts
+    every legend label (to tell two runs drawn on the same axes apart)."""
     keys = keys or [k for k in history if k not in ("step", "time")]
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for k in keys:
-        ax.plot(history["step"], history[k], label=k, marker="o" if len(history["step"]) < 20 else None)  # few points: show them
+        ax.plot(history["step"], history[k], label=prefix + k, marker="o" if len(history["step"]) < 20 else None)  # few points: show them
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
