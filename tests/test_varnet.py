@@ -20,6 +20,7 @@ from mricourse.models.varnet import (
     sens_expand,
     sens_reduce,
     state_dict_from_fastmri,
+    varnet_step,
 )
 
 
@@ -321,3 +322,21 @@ def test_one_cycle_schedule_anneals_by_steps_or_time():
     timed = mc.OneCycleSchedule(opt, max_lr=0.1, steps=10**6, time_budget=1e-9)  # out of time at once
     timed.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
+def test_varnet_step_l1_term(tmp_path):
+    """``l1_weight`` adds ``l1_weight * mean|output - target| / max`` to ``1 - SSIM``."""
+    _write_volumes(tmp_path)
+    ds = mc.FastMRISlices(tmp_path, transform=mc.VarNetTransform(mc.MaskFunc("equispaced", (0.08,), (4,))))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    torch.manual_seed(0)
+    net = VarNet(VarNetConfig.smoke())
+    frozen = torch.optim.SGD(net.parameters(), lr=0.0)  # the weights stay as they are
+    plain = varnet_step(net, frozen)(batch)["loss"]
+    mixed = varnet_step(net, frozen, l1_weight=2.0)(batch)["loss"]
+    with torch.no_grad():
+        out = net(batch["masked_kspace"], batch["mask"], batch["num_low_frequencies"], crop_size=batch["target"].shape[-2:])[:, 0]
+    l1 = torch.stack([(o - t).abs().mean() / m for o, t, m in zip(out, batch["target"], batch["max_value"])]).mean()
+    ssim = torch.stack([mc.ssim(t, o, data_range=float(m)) for o, t, m in zip(out, batch["target"], batch["max_value"])]).mean()
+    assert plain == pytest.approx(1 - float(ssim), rel=1e-5)
+    assert mixed == pytest.approx(plain + 2 * float(l1), rel=1e-5)

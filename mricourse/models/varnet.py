@@ -226,9 +226,13 @@ class VarNet(nn.Module):
         return self.sens_net(masked_kspace, mask.to(masked_kspace.real.dtype), num_low_frequencies)
 
 
-def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None):
+def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None, l1_weight: float = 0.0):
     """The training ``step`` for :func:`mricourse.fit`: loss ``1 - SSIM`` between the cropped
     output and the target, with each slice's data range the maximum of its volume (fastMRI).
+
+    ``l1_weight > 0`` adds ``l1_weight * mean|output - target| / max``: SSIM hardly sees a smooth
+    error of the intensity (its luminance term changes by only ``(a - 1)^2 / 2`` for a factor
+    ``a``), which PSNR and NMSE do see; the L1 term (fastMRI's loss for its U-Net) pins it down.
 
     Batches are dicts from :class:`mricourse.VarNetTransform`: ``masked_kspace``, ``mask``,
     ``num_low_frequencies``, ``target`` (B, h, w), ``max_value`` (B,).
@@ -243,6 +247,9 @@ def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=No
         )
         ssims = [ssim(t, o, data_range=float(m)) for t, o, m in zip(target, out, batch["max_value"])]
         loss = 1 - torch.stack(ssims).mean()
+        if l1_weight:
+            l1 = torch.stack([(o - t).abs().mean() / float(m) for t, o, m in zip(target, out, batch["max_value"])])
+            loss = loss + l1_weight * l1.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
