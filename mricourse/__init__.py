@@ -153,6 +153,15 @@ from .signal import (
     t1_with_contrast,
     tissue,
 )
-from .train import LinearDecaySchedule, OneCycleSchedule, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
+from .train import (
+    LinearDecaySchedule,
+    OneCycleSchedule,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    scheduled,
+    supervised_step,
+)
 from .utils import atomic_write, get_device, interactive_session, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace

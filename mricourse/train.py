@@ -35,6 +35,7 @@ __all__ = [
     "load_checkpoint",
     "OneCycleSchedule",
     "LinearDecaySchedule",
+    "scheduled",
 ]
 
 
@@ -254,6 +255,18 @@ def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         return {"loss": loss.item()}
 
     return step
+
+
+def scheduled(step: Callable, schedule) -> Callable:
+    """``step`` followed by ``schedule.step()`` (a learning-rate update after every optimiser step),
+    for the step functions that do not take a scheduler themselves."""
+
+    def run(batch):
+        out = step(batch)
+        schedule.step()
+        return out
+
+    return run
 
 
 class OneCycleSchedule:

@@ -112,10 +112,9 @@ def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: st
     every legend label (to tell two runs drawn on the same axes apart)."""
     keys = keys or [k for k in history if k not in ("step", "time")]
     ax = ax or plt.subplots(figsize=(5, 3))[1]
+    marker = "o" if len(history["step"]) < 20 else None  # few points: show them
     for k in keys:
-        ax.plot(
-            history["step"], history[k], label=prefix + k, marker="o" if len(history["step"]) < 20 else None
-        )  # few points: show them
+        ax.plot(history["step"], history[k], label=prefix + k, marker=marker)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")

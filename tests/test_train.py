@@ -119,3 +119,15 @@ def test_log_lines_for_batch_jobs(capsys):
     mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[-1].startswith("step 4/4") and "loss" in lines[-1]
+
+
+def test_scheduled_steps_the_schedule_after_each_step():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    schedule = mc.OneCycleSchedule(opt, 1.0, steps=4, warmup=0.0, final=0.0)
+    calls = []
+    step = mc.scheduled(lambda batch: calls.append(opt.param_groups[0]["lr"]) or {"loss": 0.0}, schedule)
+    for _ in range(4):
+        assert step(None) == {"loss": 0.0}
+    assert calls[0] == 1.0 and calls[1] < 1.0  # the rate changed between the first and the second step
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed after the last one
