@@ -28,13 +28,20 @@ from .results import environment, load_results
 from .utils import atomic_write
 
 
-def run_notebook(path: Path, env: dict, timeout: int = 1800) -> float:
-    """Execute a notebook in a fresh kernel (outputs discarded); return its wall time in seconds."""
+def run_notebook(path: Path, env: dict, timeout: int = 1800, executed: Path | None = None) -> float:
+    """Execute a notebook in a fresh kernel; return its wall time in seconds. The outputs are
+    discarded, or, with ``executed`` (a folder), the executed notebook is written there under its
+    own name, also when a cell fails (it then shows the error)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
-    execute_notebook(nb, path.parent, timeout, env={**os.environ, **env})
+    try:
+        execute_notebook(nb, path.parent, timeout, env={**os.environ, **env})
+    finally:
+        if executed is not None:
+            with atomic_write(executed / path.name) as tmp:
+                nbformat.write(nb, str(tmp))
     return time.perf_counter() - t0
 
 
@@ -63,6 +70,7 @@ def main(argv=None) -> None:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--results", type=Path, default=Path("_build/results"))
     p.add_argument("--out", type=Path, default=Path("."))
+    p.add_argument("--executed", type=Path, default=None, help="also keep the executed notebooks (with outputs) in this folder")
     p.add_argument(
         "--anchors",
         action=argparse.BooleanOptionalAction,
@@ -81,7 +89,7 @@ def main(argv=None) -> None:
     for nb in notebooks:
         print(f"running {nb} ({args.profile} profile) ...", flush=True)
         try:
-            walls[nb.stem] = run_notebook(nb.resolve(), env)
+            walls[nb.stem] = run_notebook(nb.resolve(), env, executed=args.executed)
             print(f"  {walls[nb.stem]:.0f} s", flush=True)
         except Exception as e:  # report and go on with the other chapters
             failed[nb.stem] = f"{type(e).__name__}: {str(e)[-500:]}"

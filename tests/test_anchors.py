@@ -127,7 +127,7 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "res"
 
-    def fake_notebook(path, env):
+    def fake_notebook(path, env, executed=None):
         monkeypatch.setenv("MRICOURSE_RESULTS", env["MRICOURSE_RESULTS"])
         mc.save_results(path.stem, {"model": {"dice": 0.8}, "baseline": {"dice": 0.7}}, {"training": 1.0})
         return 1.5
