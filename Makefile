@@ -1,6 +1,8 @@
 # mricourse -- every target installs what it needs into .venv from the exact lock first.
-#   make test   ruff, unit tests, notebooks (smoke profile) under nbval, the student versions
-#               (smoke profile), the book with -W, and the browser check of the built book
+#   make test   the repository checks (meta), ruff, unit tests, notebooks (smoke profile) under nbval,
+#               the student versions (smoke profile), the book with -W, and the browser check of the built book
+#   make meta   actionlint on .github/workflows/*.yml and cffconvert --validate on CITATION.cff
+#               (tools pinned in requirements/tools.txt, in their own venv .venv-tools)
 #   make book   the whole book, notebooks executed in the default profile -> _build/html
 #   make bench  every chapter in the cpu profile, fresh kernels -> results.md, results.json
 #   make student     student versions of the notebooks -> student/ (instructor versions -> instructor/)
@@ -11,12 +13,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TOOLS  := .venv-tools
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 export PYTHONHASHSEED := 0
 # PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install test lint unit nbval book-check book bench lab clean lock student student-check check-book browser
+.PHONY: install meta test lint unit nbval book-check book bench lab clean lock student student-check check-book browser
 
 install: $(STAMP)
 
@@ -26,6 +29,16 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -r requirements/nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# the repository's own checks, with tools that cannot share .venv (cffconvert needs jsonschema<4)
+$(TOOLS)/.installed: requirements/tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q -r requirements/tools.txt
+	touch $@
+
+meta: $(TOOLS)/.installed
+	$(TOOLS)/bin/actionlint -shellcheck=$(TOOLS)/bin/shellcheck -pyflakes= .github/workflows/*.yml
+	$(TOOLS)/bin/cffconvert --validate -i CITATION.cff
 
 lint: $(STAMP)
 	$(BIN)/ruff check --output-format concise .
@@ -64,7 +77,7 @@ browser:
 	  { echo "installing Debian's chromium for the browser check"; $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: lint unit nbval student-check book-check check-book
+test: meta lint unit nbval student-check book-check check-book
 
 book: $(STAMP)
 	MRICOURSE_HEADLESS=1 $(BIN)/jupyter-book build .
@@ -82,4 +95,4 @@ lock:
 	$(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(fastmri|voxelmorph|neurite|pystrum)==' > requirements/lock.txt
 
 clean:
-	rm -rf _build $(VENV) .pytest_cache .ruff_cache student instructor *.egg-info
+	rm -rf _build $(VENV) $(TOOLS) .pytest_cache .ruff_cache student instructor *.egg-info
