@@ -2,7 +2,13 @@
 
 Runs in one process, or data-parallel under ``torchrun --nproc_per_node N -m mricourse train ...``
 (see :mod:`mricourse.distributed`). The run folder receives ``checkpoint.pt`` (resumed from
-automatically when it exists), ``config.json`` and ``metrics.json``, written by rank 0.
+automatically when it exists; ``--fresh`` starts over), ``config.json`` and ``metrics.json``,
+written by rank 0.
+
+Every argument is checked by :func:`validate` before any data set or model is built. An error is
+one line on stderr that names the argument (or file) and the fix, with exit code 2 for a command
+line that cannot work and 1 for a fault met while running (a corrupted checkpoint, unreadable
+data); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -10,36 +16,107 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
+import tempfile
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from . import distributed
+from .profile import PROFILES
 from .profile import profile as get_profile
 from .tasks import TASKS
 from .train import TrainConfig, fit
 from .utils import atomic_write, seed_everything
 
 
+class UsageError(ValueError):
+    """A command line that cannot work (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mricourse", description="Train the course's models on generated or real data.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="mricourse", description="Train the course's models on generated or real data.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("train", help="train a model (data-parallel under torchrun)")
     t.add_argument("task", help=f"one of: {', '.join(sorted(TASKS))}")
     t.add_argument("--data", type=Path, default=None, help="data folder (generated or prepared real data)")
     t.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $MRICOURSE_PROFILE or by device)")
     t.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="override a model config field")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, config, metrics)")
-    t.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    t.add_argument("--steps", type=int, default=None, help="override the number of steps (>= 1)")
     t.add_argument("--batch-size", type=int, default=None, help="global batch size (split over processes)")
-    t.add_argument("--checkpoint-every", type=int, default=50)
+    t.add_argument("--checkpoint-every", type=int, default=50, help="save every this many steps (0: at the end only)")
     t.add_argument("--log-every", type=int, default=10, help="log the mean losses every this many steps")
-    t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
+    t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (> 0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) on GPUs")
+    t.add_argument("--fresh", action="store_true", help="start from step 0 instead of resuming from --out's checkpoint")
+    t.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
+
+
+def validate(args: argparse.Namespace) -> dict[str, str]:
+    """Check the ``train`` arguments before anything is built; return the ``--config`` overrides.
+
+    Raises :class:`UsageError` naming the argument and what it accepts. The profile (argument or
+    ``$MRICOURSE_PROFILE``) is resolved here; the ``--config`` keys are checked against the
+    task's config dataclass by the task itself, before it reads data.
+    """
+    if args.task not in TASKS:
+        raise UsageError(f"unknown task {args.task!r}; expected one of {', '.join(sorted(TASKS))}")
+    try:
+        get_profile(args.profile)
+    except ValueError as e:
+        where = "--profile" if args.profile else "$MRICOURSE_PROFILE"
+        raise UsageError(f"{where}: {e}; expected one of {', '.join(PROFILES)}") from None
+    positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--log-every": args.log_every}
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be a whole number >= 1, got {value}")
+    if args.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0 (0: save at the end only), got {args.checkpoint_every}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise UsageError(f"--time-budget must be a number of seconds > 0, got {args.time_budget}")
+    if not 0 <= args.seed < 2**31:
+        raise UsageError(f"--seed must be in [0, 2**31), got {args.seed}")
+    overrides: dict[str, str] = {}
+    for kv in args.config:
+        key, eq, value = kv.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--config expects KEY=VALUE (e.g. --config chans=8), got {kv!r}")
+        if key.strip() in overrides:
+            raise UsageError(f"--config {key.strip()} given twice ({overrides[key.strip()]!r} and {value!r})")
+        overrides[key.strip()] = value
+    if args.data is not None and not args.data.is_dir():
+        what = "is not a folder" if args.data.exists() else "does not exist"
+        raise UsageError(
+            f"--data {args.data} {what}; give a data folder (python data_scripts/make_data.py --list shows the course's), "
+            "or leave --data out to generate the task's data set"
+        )
+    _check_writable(args.out)
+    return overrides
+
+
+def _check_writable(out: Path) -> None:
+    """Create the run folder ``out`` and check that a file can be written in it."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the run")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror or e}); choose a writable folder") from None
 
 
 def _checksum(module: torch.nn.Module) -> str:
@@ -51,13 +128,16 @@ def _checksum(module: torch.nn.Module) -> str:
 
 
 def train(args: argparse.Namespace) -> dict:
-    if args.task not in TASKS:
-        raise SystemExit(f"unknown task {args.task!r}; expected one of {', '.join(sorted(TASKS))}")
-    overrides = dict(kv.split("=", 1) for kv in args.config)
+    overrides = validate(args)
     info = distributed.init()
     prof = get_profile(args.profile)
     seed_everything(args.seed)  # same initial weights on every process
-    task = TASKS[args.task](overrides, args.data, prof)
+    try:
+        task = TASKS[args.task](overrides, args.data, prof)
+    except ValueError as e:  # the task's config check (apply_overrides) runs before it reads data
+        if any(f.name == "apply_overrides" for f in traceback.extract_tb(e.__traceback__)):
+            raise UsageError(f"--config: {e}") from e
+        raise
     modules = {k: m.to(info.device) for k, m in task.modules.items()}
     wrapped = {k: distributed.wrap(m) for k, m in modules.items()}
     loader = distributed.make_loader(task.train_set, args.batch_size or task.batch_size, seed=args.seed)
@@ -75,6 +155,7 @@ def train(args: argparse.Namespace) -> dict:
         time_budget=args.time_budget,
         checkpoint=str(args.out / "checkpoint.pt"),
         checkpoint_every=args.checkpoint_every,
+        resume=not args.fresh,
         seed=args.seed,
         log_every=args.log_every,
         progress=sys.stderr.isatty(),
@@ -104,11 +185,34 @@ def train(args: argparse.Namespace) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    if args.command == "train":
-        train(args)
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns 0, or exits with one line on stderr and code 2 (usage) or 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "train":
+            train(args)
+        return 0
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as e:
+        if debug:
+            raise
+        _fail(_one_line(e), 2 if isinstance(e, UsageError) else 1)
+
+
+def _one_line(e: BaseException) -> str:
+    msg = " ".join(str(e).split()) or repr(e)
+    if type(e).__name__ not in ("ValueError", "TypeError", "RuntimeError", "UsageError", "CheckpointError"):
+        msg = f"{type(e).__name__}: {msg}"
+    return msg
+
+
+def _fail(message: str, code: int):
+    print(f"mricourse: error: {message}" + ("" if code == 2 else " (--debug shows the traceback)"), file=sys.stderr)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

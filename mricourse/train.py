@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .utils import atomic_write, seed_everything, to_device
+from .files import load_checked, save_checked
+from .utils import seed_everything, to_device
 
 __all__ = [
     "TrainConfig",
@@ -37,6 +38,10 @@ __all__ = [
     "LinearDecaySchedule",
     "scheduled",
 ]
+
+
+#: what to do about a checkpoint that cannot be resumed from
+RESTART_HINT = "delete it, or start over with `mricourse train ... --fresh` (in Python: TrainConfig(resume=False))"
 
 
 @dataclass
@@ -87,17 +92,15 @@ def save_checkpoint(
         "state": {name: obj.state_dict() for name, obj in state.items()},
         "local": local,
     }
-    with atomic_write(path) as tmp:
-        torch.save(payload, tmp)
+    save_checked(payload, path)  # atomic, with a checksum of the content
     distributed.barrier()
 
 
 def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict:
-    """Load a checkpoint (``weights_only=True``) into the objects of ``state``; return it."""
+    """Load a checkpoint (``weights_only=True``, checksum checked) into the objects of ``state``;
+    return it. A corrupted file raises :class:`~mricourse.files.CheckpointError` naming it."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    payload = load_checked(path, map_location, fix=RESTART_HINT)
     for name, obj in (state or {}).items():
         obj = distributed.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
         if name not in payload["state"]:

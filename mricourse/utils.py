@@ -1,5 +1,5 @@
 """Small helpers shared by every chapter: device choice, seeding, showing packaged source,
-atomic file writes."""
+atomic file writes (:mod:`mricourse.files`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import inspect
 import os
 import random
 import sys
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from .files import atomic_write  # noqa: F401  (re-exported: mc.atomic_write)
 
 __all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device", "interactive_session"]
 
@@ -83,19 +82,3 @@ def show_source(obj) -> None:
     except ImportError:
         pass
     print(src)
-
-
-@contextmanager
-def atomic_write(path, mode: str = "wb"):
-    """Write to a temporary file beside ``path`` and rename it into place on success, so an
-    interrupted write never leaves a half-written file. Yields the temporary file's path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
