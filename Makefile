@@ -1,10 +1,13 @@
 # mricourse -- every target installs what it needs into .venv from the exact lock first.
 #   make test   the repository checks (meta), ruff, unit tests, notebooks (smoke profile) under nbval,
-#               the student versions (smoke profile), the book with -W, and the browser check of the built book
+#               the Colab path (colab-check), the student versions (smoke profile), the book with -W,
+#               and the browser check of the built book
 #   make meta   actionlint on .github/workflows/*.yml and cffconvert --validate on CITATION.cff
 #               (tools pinned in requirements/tools.txt, in their own venv .venv-tools)
 #   make book   the whole book, notebooks executed in the default profile -> _build/html
 #   make bench  every chapter in the cpu profile, fresh kernels -> results.md, results.json
+#   make colab-check every chapter (smoke) after the notebooks' own install cell, in a cached
+#               Colab-like environment (requirements/colab.txt: ipywidgets 7.7, numpy 2, ...)
 #   make student     student versions of the notebooks -> student/ (instructor versions -> instructor/)
 #   make check-book  build the smoke book and open every page in headless Chromium
 #   make lab    JupyterLab on the notebooks;   make clean   remove builds and the venv
@@ -19,7 +22,7 @@ export PYTHONHASHSEED := 0
 # PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install meta test lint unit nbval book-check book bench lab clean lock student student-check check-book browser
+.PHONY: install meta test lint unit nbval colab-check book-check book bench lab clean lock student student-check check-book browser
 
 install: $(STAMP)
 
@@ -62,6 +65,11 @@ ifneq ($(NOTEBOOKS),)
 	$(BIN)/python -m mricourse.exercises student $(NOTEBOOKS) --out _build/student --run --profile smoke
 endif
 
+# the Colab path: a separate environment like a Colab runtime's (cached by its inputs), the package
+# installed from its metadata as each notebook's first cell does (no lock), every chapter run
+colab-check: $(STAMP)
+	$(BIN)/python tests/colab/check_colab.py
+
 book-check: $(STAMP)
 	MRICOURSE_HEADLESS=1 MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/jupyter-book build . -W --keep-going \
 	  --path-output _build/smoke
@@ -77,7 +85,7 @@ browser:
 	  { echo "installing Debian's chromium for the browser check"; $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: meta lint unit nbval student-check book-check check-book
+test: meta lint unit nbval colab-check student-check book-check check-book
 
 book: $(STAMP)
 	MRICOURSE_HEADLESS=1 $(BIN)/jupyter-book build .

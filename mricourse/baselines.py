@@ -162,8 +162,8 @@ def espirit_maps(
 def _sigpy_mri():
     try:
         import sigpy.mri
-    except ImportError as e:  # an optional dependency: pip install "mricourse[classical]"
-        raise ImportError("the classical reconstructions need sigpy: pip install sigpy (or mricourse[classical])") from e
+    except ImportError as e:  # a core dependency: only a hand-made environment lacks it
+        raise ImportError("the classical reconstructions need sigpy, a dependency of mricourse: pip install sigpy") from e
     return sigpy.mri
 
 
@@ -276,6 +276,7 @@ def kt_compressed_sensing(
     Returns:
         (B, T, H, W) complex64.
     """
+    _sigpy_mri()  # a clear message if sigpy is missing
     import sigpy as sp
 
     if not isinstance(masked_kspace, torch.Tensor) or not masked_kspace.is_complex() or masked_kspace.ndim != 4:
