@@ -7,9 +7,24 @@ it exactly and Parseval holds: ``||fft2c(x)|| == ||x||``. Masks are stored centr
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-__all__ = ["fftnc", "ifftnc", "fft2c", "ifft2c", "fft3c", "ifft3c", "to_channels", "from_channels"]
+__all__ = ["fftnc", "ifftnc", "fft2c", "ifft2c", "fft3c", "ifft3c", "to_channels", "from_channels", "warn_nonfinite"]
+
+
+def warn_nonfinite(x: torch.Tensor, what: str, fix: str = "check the data and the step that made it") -> bool:
+    """Warn (``RuntimeWarning``) when ``x`` holds NaN or inf values; return True if it does.
+
+    Used at the entry of the operators, models and metrics, so that NaN input never turns into
+    NaN output without a word."""
+    if not isinstance(x, torch.Tensor) or not (x.is_floating_point() or x.is_complex()):
+        return False
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        warnings.warn(f"{what} holds NaN or inf values ({bad} of {x.numel()}): the result will too; {fix}", RuntimeWarning, 3)
+    return bool(bad)
 
 
 def _require_complex(x: torch.Tensor, name: str) -> None:
@@ -20,6 +35,8 @@ def _require_complex(x: torch.Tensor, name: str) -> None:
             f"{name}: expected a complex tensor (complex64), got {x.dtype} of shape "
             f"{tuple(x.shape)}; use torch.complex(real, imag) or x.to(torch.complex64)"
         )
+    if x.numel() == 0:
+        raise ValueError(f"{name}: expected a non-empty tensor, got an empty one of shape {tuple(x.shape)} (an empty batch?)")
 
 
 def fftnc(x: torch.Tensor, ndim: int = 2) -> torch.Tensor:

@@ -75,6 +75,12 @@ class UNet(nn.Module):
         self.up.append(nn.Sequential(ConvBlock(ch * 2, ch, dims, drop_prob), _nd("Conv", dims)(ch, out_chans, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.down[0][0].weight  # the first convolution
+        if x.dtype != w.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(
+                f"UNet: expected a {w.dtype} input (the model's precision), got {x.dtype} {tuple(x.shape)}; "
+                f"use x.to({w.dtype}) (or model.to({x.dtype}))"
+            )
         pool = F.avg_pool2d if self.dims == 2 else F.avg_pool3d
         skips = []
         for layer in self.down:

@@ -11,6 +11,7 @@ and ``EquispacedMaskFractionFunc`` (0.3.0) draw for draw: same seed, same mask.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -30,10 +31,21 @@ __all__ = [
 def _check(num_cols: int, accel: float, center_fraction: float | None = None) -> None:
     if int(num_cols) != num_cols or num_cols < 2:
         raise ValueError(f"expected an integer number of columns >= 2, got {num_cols!r}")
-    if not accel >= 1:
-        raise ValueError(f"expected an acceleration >= 1, got {accel!r}")
+    if not (math.isfinite(accel) and accel >= 1):
+        raise ValueError(f"expected an acceleration >= 1 (a finite number), got {accel!r}")
     if center_fraction is not None and not 0 < center_fraction <= 1:
         raise ValueError(f"expected a centre fraction in (0, 1], got {center_fraction!r}")
+
+
+def _reachable(name: str, accel: float, num_cols: int, center: int, extra: str = "the centre fraction") -> None:
+    """Refuse an acceleration above what ``center`` always-sampled columns of ``num_cols`` allow:
+    the centre alone gives ``num_cols / center``."""
+    top = num_cols / max(center, 1)
+    if accel > top * (1 + 1e-9):
+        raise ValueError(
+            f"{name}: {accel}x is out of reach with {center} always-sampled centre columns of {num_cols} "
+            f"(the centre alone is {top:.3g}x); achievable range 1 to {top:.3g}x: lower the acceleration or {extra}"
+        )
 
 
 def _as_mask(m: np.ndarray) -> torch.Tensor:
@@ -66,7 +78,8 @@ def random_mask(
     rng = _rng(seed)
     rng.randint(1)  # fastMRI draws the (centre fraction, acceleration) pair first
     n = round(num_cols * center_fraction)
-    prob = (num_cols / accel - n) / (num_cols - n)
+    _reachable("random_mask", accel, num_cols, n)
+    prob = (num_cols / accel - n) / (num_cols - n) if num_cols > n else 0.0
     accel_mask = rng.uniform(size=num_cols) < prob
     return _as_mask(np.maximum(center_mask(num_cols, n), accel_mask))
 
@@ -88,8 +101,11 @@ def equispaced_mask(
     rng = _rng(seed)
     rng.randint(1)
     n = round(num_cols * center_fraction)
+    _reachable("equispaced_mask", accel, num_cols, n)
     m = np.zeros(num_cols, dtype=np.float32)
-    if exact:
+    if exact and n * accel >= num_cols * (1 - 1e-9):
+        pass  # the centre alone reaches the acceleration
+    elif exact:
         spacing = accel * (n - num_cols) / (n * accel - num_cols)
         if offset is None:
             offset = rng.randint(0, high=round(spacing))
@@ -157,9 +173,10 @@ def variable_density_mask(
     Gaussian of width ``sigma`` (default ``W / 6``) plus a uniform floor. Returns (1, 1, 1, W).
     """
     _check(num_cols, accel)
+    _reachable("variable_density_mask", accel, num_cols, center_lines, "center_lines")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n_total = max(round(num_cols / accel), 1)
-    center_lines = min(center_lines, n_total)
+    center_lines = min(center_lines, n_total)  # rounding only: accel <= num_cols / center_lines
     m = center_mask(num_cols, center_lines)
     k = np.arange(num_cols) - num_cols // 2
     sigma = num_cols / 6 if sigma is None else sigma
@@ -210,6 +227,12 @@ def poisson_disc_mask(
     kr = np.sqrt(kx**2 + ky**2) / math.sqrt(2)
     order = np.random.default_rng(seed).permutation(h * w)
     calib_box = (np.abs(np.arange(h) - h // 2)[:, None] < calib / 2) & (np.abs(np.arange(w) - w // 2)[None, :] < calib / 2)
+    top = h * w / max(int(calib_box.sum()), 1)
+    if accel > top:
+        raise ValueError(
+            f"poisson_disc_mask: {accel}x is out of reach with a {calib}x{calib} calibration centre in {h}x{w} "
+            f"(the centre alone is {top:.3g}x); achievable range 1 to about {top:.3g}x: lower the acceleration or calib"
+        )
 
     def draw(r0: float) -> np.ndarray:
         radius = r0 * (1 + 2 * kr)
@@ -240,6 +263,14 @@ def poisson_disc_mask(
             lo = mid
         if abs(best.size / best.sum() - accel) / accel < 0.02:
             break
+    got = best.size / best.sum()
+    if abs(got - accel) / accel > 0.1:
+        warnings.warn(
+            f"poisson_disc_mask: asked for {accel}x, reached {got:.3g}x in {h}x{w} (too few points for a closer match); "
+            "use a larger shape or check mc.acceleration(mask)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return torch.from_numpy(best.astype(np.float32)).reshape(1, 1, h, w)
 
 

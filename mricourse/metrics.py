@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .fft import warn_nonfinite
+
 __all__ = [
     "nmse",
     "psnr",
@@ -40,6 +42,7 @@ def _pair(gt, pred, name: str):
         raise ValueError(f"{name}: expected gt and pred of the same shape, got {tuple(gt.shape)} and {tuple(pred.shape)}")
     if gt.is_complex() or pred.is_complex():
         raise TypeError(f"{name}: expected real (magnitude) images, got {gt.dtype} and {pred.dtype}")
+    warn_nonfinite(gt, f"{name}: gt") or warn_nonfinite(pred, f"{name}: pred")
     return gt.double(), pred.double()
 
 
@@ -69,7 +72,13 @@ def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float
         )
     if min(gt.shape[-2:]) < win_size:
         raise ValueError(f"ssim: images must be at least {win_size}x{win_size}, got {tuple(gt.shape[-2:])}")
+    warn_nonfinite(gt, "ssim: gt") or warn_nonfinite(pred, "ssim: pred")
     data_range = gt.max() if data_range is None else data_range
+    if bool((torch.as_tensor(data_range) <= 0).any()):
+        raise ValueError(
+            f"ssim: data_range must be > 0, got {torch.as_tensor(data_range).min().item()} (gt.max() when not given: "
+            "is gt all zeros?); pass data_range=, e.g. the volume's maximum"
+        )
     x = gt.reshape(-1, 1, *gt.shape[-2:])
     y = pred.reshape(-1, 1, *pred.shape[-2:]).to(x.dtype)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .fft import fft2c, ifft2c
+from .fft import fft2c, ifft2c, warn_nonfinite
 
 __all__ = [
     "SingleCoilMRI",
@@ -31,6 +31,18 @@ def _require_kspace(k: torch.Tensor, what: str, min_dim: int = 3) -> None:
     if not isinstance(k, torch.Tensor) or not k.is_complex() or k.ndim < min_dim:
         got = f"{k.dtype} {tuple(k.shape)}" if isinstance(k, torch.Tensor) else type(k).__name__
         raise TypeError(f"expected complex {what}, got {got}")
+    warn_nonfinite(k, f"the {what.split(' of shape')[0]}")
+
+
+def require_mask(mask: torch.Tensor, what: str = "mask") -> None:
+    """A sampling mask is real (float or bool) and holds only 0 and 1; raise otherwise."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor of 0/1 floats, got {type(mask).__name__}")
+    if mask.is_complex() or not (mask.is_floating_point() or mask.dtype == torch.bool):
+        raise TypeError(f"{what}: expected a real float (or bool) 0/1 mask, got {mask.dtype}; use mask.float()")
+    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+        values = torch.unique(mask.detach())[:5].tolist()
+        raise ValueError(f"{what}: expected values 0 and 1 only (1 = sampled), got {values}; use (mask > 0).float()")
 
 
 def _require_mask(mask: torch.Tensor, shape: torch.Size) -> None:
@@ -41,8 +53,6 @@ def _require_mask(mask: torch.Tensor, shape: torch.Size) -> None:
             f"mask of shape {tuple(mask.shape)} does not broadcast against k-space of shape "
             f"{tuple(shape)}; expected (B|1, 1, 1, W) with W = {shape[-1]}"
         ) from None
-    if mask.is_complex():
-        raise TypeError(f"expected a real 0/1 mask, got {mask.dtype}")
 
 
 class SingleCoilMRI:
@@ -52,6 +62,7 @@ class SingleCoilMRI:
     """
 
     def __init__(self, mask: torch.Tensor):
+        require_mask(mask)
         self.mask = mask
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,6 +86,7 @@ class MultiCoilMRI:
 
     def __init__(self, sens_maps: torch.Tensor, mask: torch.Tensor):
         _require_kspace(sens_maps, "coil maps of shape (B, coils, H, W)", 4)
+        require_mask(mask)
         _require_mask(mask, sens_maps.shape)
         self.sens_maps, self.mask = sens_maps, mask
 
@@ -173,8 +185,8 @@ def add_noise(kspace: torch.Tensor, snr: float, generator: torch.Generator | Non
     With the orthonormal FFT the noise standard deviation is the same in image space.
     """
     _require_kspace(kspace, "k-space", 1)
-    if snr <= 0:
-        raise ValueError(f"add_noise: expected snr > 0, got {snr}")
+    if not snr > 0:  # also refuses NaN
+        raise ValueError(f"add_noise: expected snr > 0 (math.inf for no noise), got {snr}")
     sigma = float(kspace.abs().pow(2).mean().sqrt()) / snr
     return kspace + complex_noise(kspace.shape, sigma, generator, kspace.dtype).to(kspace.device)
 

@@ -16,6 +16,7 @@ Every item is a dict of tensors (plus names), so a chapter's step picks what it 
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +40,23 @@ class SliceData(Dataset):
             path = Path(data)
             if not path.exists():
                 raise FileNotFoundError(f"{path}: no slices file; make it with python data_scripts/make_data.py slices")
-            with np.load(path) as z:
-                data = {
-                    k: torch.from_numpy(z[k].astype(np.float32 if k == "images" else np.int64))
-                    for k in ("images", "labels", "subject")
-                }
+            keys = ("images", "labels", "subject")
+            try:
+                with np.load(path) as z:
+                    missing = [k for k in keys if k not in z.files]
+                    if missing:
+                        raise ValueError(
+                            f"{path}: not a slices file: no {missing} (it has {z.files}, expected {list(keys)}); "
+                            "make it with python data_scripts/make_data.py slices"
+                        )
+                    data = {k: torch.from_numpy(z[k].astype(np.float32 if k == "images" else np.int64)) for k in keys}
+            except (OSError, EOFError, zipfile.BadZipFile) as e:
+                raise ValueError(
+                    f"{path} is not a readable npz file (truncated or corrupt: {e}); regenerate it with "
+                    "python data_scripts/make_data.py slices --force"
+                ) from None
+            if not torch.isfinite(data["images"]).all():
+                raise ValueError(f"{path}: the images hold NaN or inf values; regenerate with make_data.py slices --force")
         self.images, self.labels, self.subject = data["images"].float(), data["labels"].long(), data["subject"].long()
 
     def __len__(self) -> int:

@@ -78,7 +78,10 @@ def ismrmrd_header(
 
 def parse_header(xml: bytes | str) -> dict:
     """The sizes fastMRI's loader uses: encoding_size, recon_size (x, y, z), padding_left/right."""
-    root = ET.fromstring(xml)
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise ValueError(f"ismrmrd_header is not valid XML ({e})") from None
     ns = {"m": ISMRMRD_NS}
 
     def get(path):
@@ -155,12 +158,35 @@ def _open(path) -> h5py.File:
         ) from None
 
 
-def read_fastmri(path, slices=None) -> dict:
+def _target_key(f: h5py.File) -> str | None:
+    return "reconstruction_rss" if "reconstruction_rss" in f else "reconstruction_esc" if "reconstruction_esc" in f else None
+
+
+def _header(path: Path, f: h5py.File) -> dict:
+    try:
+        return parse_header(f["ismrmrd_header"][()])
+    except ValueError as e:
+        raise ValueError(
+            f"{path}: {e}; the file is damaged or not from fastMRI: re-download or regenerate it ({MAKE_HINT})"
+        ) from None
+
+
+def _check_finite(path: Path, name: str, data: np.ndarray) -> None:
+    bad = int(data.size - np.isfinite(data).sum())
+    if bad:
+        raise ValueError(
+            f"{path}: '{name}' holds {bad} NaN or inf values of {data.size} (non-finite data); re-download or regenerate "
+            f"the file ({MAKE_HINT}), or read it with allow_nonfinite=True and replace them (np.nan_to_num)"
+        )
+
+
+def read_fastmri(path, slices=None, allow_nonfinite: bool = False) -> dict:
     """Read a fastMRI HDF5 file (real or simulated).
 
     Returns a dict: ``kspace`` complex64 tensor (S, [coils,] H, W), ``target`` float32 (S, h, w)
     or None (test files), ``mask`` (W,) or None, ``attrs`` (the file's attributes plus the
     header's sizes), ``multicoil``. ``slices``: an index or slice to read only part of the volume.
+    NaN or inf values in what is read raise ValueError unless ``allow_nonfinite``.
     """
     path = Path(path)
     sel = slice(None) if slices is None else slices
@@ -169,20 +195,30 @@ def read_fastmri(path, slices=None) -> dict:
             raise ValueError(f"{path} has no 'kspace' dataset: not a fastMRI file (found {sorted(f.keys())})")
         if "ismrmrd_header" not in f:
             raise ValueError(f"{path} has no 'ismrmrd_header': fastMRI's loader needs it; regenerate with {MAKE_HINT}")
+        n = f["kspace"].shape[0]
+        if isinstance(sel, (int, np.integer)) and not -n <= sel < n:
+            raise IndexError(f"{path}: slice {sel} is out of range: the file has {n} slices (0 to {n - 1})")
+        key = _target_key(f)
+        if key is not None and f[key].shape[0] != n:
+            raise ValueError(
+                f"{path}: '{key}' has {f[key].shape[0]} slices but 'kspace' has {n}: the file is damaged; "
+                f"re-download or regenerate it ({MAKE_HINT})"
+            )
+        attrs = dict(f.attrs)
+        attrs.update(_header(path, f))
         try:
             kspace = f["kspace"][sel]
-            key = (
-                "reconstruction_rss" if "reconstruction_rss" in f else "reconstruction_esc" if "reconstruction_esc" in f else None
-            )
             target = f[key][sel] if key else None
             mask = np.asarray(f["mask"]) if "mask" in f else None
-            attrs = dict(f.attrs)
-            attrs.update(parse_header(f["ismrmrd_header"][()]))
             multicoil = f["kspace"].ndim == 4
         except (OSError, KeyError) as e:
             raise ValueError(f"{path}: could not read its datasets (truncated?): {e}; regenerate with {MAKE_HINT}") from None
     if not np.iscomplexobj(kspace):
         raise ValueError(f"{path}: 'kspace' should be complex, got {kspace.dtype}")
+    if not allow_nonfinite:
+        _check_finite(path, "kspace", kspace)
+        if target is not None:
+            _check_finite(path, key, target)
     return {
         "kspace": torch.from_numpy(np.ascontiguousarray(kspace)).to(torch.complex64),
         "target": None if target is None else torch.from_numpy(np.ascontiguousarray(target)).float(),
@@ -192,10 +228,11 @@ def read_fastmri(path, slices=None) -> dict:
     }
 
 
-def check_fastmri_file(path) -> dict:
+def check_fastmri_file(path, full: bool = False) -> dict:
     """Validate one fastMRI file without loading the k-space; returns a summary for an index.
 
-    Raises ValueError (naming the file and the fix) for foreign, corrupt or inconsistent files.
+    Raises ValueError (naming the file and the fix) for foreign, corrupt or inconsistent files;
+    with ``full``, every slice is read and checked for NaN or inf values (``prepare_fastmri.py``).
     """
     path = Path(path)
     with _open(path) as f:
@@ -204,14 +241,22 @@ def check_fastmri_file(path) -> dict:
         shape = f["kspace"].shape
         if len(shape) not in (3, 4) or not np.issubdtype(f["kspace"].dtype, np.complexfloating):
             raise ValueError(f"{path}: 'kspace' should be complex (slices, [coils,] H, W), got {f['kspace'].dtype} {shape}")
-        header = parse_header(f["ismrmrd_header"][()])
-        key = "reconstruction_rss" if "reconstruction_rss" in f else "reconstruction_esc" if "reconstruction_esc" in f else None
+        header = _header(path, f)
+        key = _target_key(f)
         if key is not None and f[key].shape[0] != shape[0]:
             raise ValueError(f"{path}: {key} has {f[key].shape[0]} slices but kspace has {shape[0]}")
         try:  # touch the last slice: a truncated file fails here
             f["kspace"][shape[0] - 1, ..., :1]
         except OSError as e:
             raise ValueError(f"{path}: k-space data unreadable (truncated download?): {e}") from None
+        if full:
+            try:
+                for s in range(shape[0]):
+                    _check_finite(path, "kspace", f["kspace"][s])
+                if key is not None:
+                    _check_finite(path, key, f[key][()])
+            except OSError as e:
+                raise ValueError(f"{path}: data unreadable (truncated download?): {e}") from None
         return {
             "file": path.name,
             "slices": int(shape[0]),

@@ -64,11 +64,12 @@ def write_nifti(path, volume, affine, dtype=np.float32) -> Path:
     return path
 
 
-def read_nifti(path, dtype=np.float32, hint: str = "brats") -> tuple[np.ndarray, np.ndarray]:
+def read_nifti(path, dtype=np.float32, hint: str = "brats", allow_nonfinite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read a 3D NIfTI and reorient it to the course's (D, H, W) axes.
 
     Returns ``(volume, affine)``: the volume (D, H, W) as ``dtype`` and the affine of its voxels.
-    Raises FileNotFoundError or ValueError naming the file and the fix.
+    Raises FileNotFoundError or ValueError naming the file and the fix, also for NaN or inf
+    voxels unless ``allow_nonfinite``.
     """
     path = Path(path)
     if not path.exists():
@@ -82,6 +83,14 @@ def read_nifti(path, dtype=np.float32, hint: str = "brats") -> tuple[np.ndarray,
         data = data[..., 0]
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if not allow_nonfinite and np.issubdtype(data.dtype, np.inexact):
+        bad = int(data.size - np.isfinite(data).sum())
+        if bad:
+            raise ValueError(
+                f"{path}: {bad} of {data.size} voxels are NaN or inf (non-finite data); "
+                + _FIX.format(hint=hint)
+                + ", or read it with allow_nonfinite=True and replace them (np.nan_to_num)"
+            )
     ornt = ornt_transform(io_orientation(img.affine), axcodes2ornt(COURSE_AXES))
     vol = apply_orientation(data, ornt)  # axes now (S, P, L) = (D, H, W)
     affine = img.affine @ inv_ornt_aff(ornt, data.shape)

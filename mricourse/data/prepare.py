@@ -47,7 +47,7 @@ def index_fastmri(folder) -> dict:
     for split, files in groups.items():
         for f in files:
             try:
-                items.append({"split": split, "path": str(f.resolve()), **check_fastmri_file(f)})
+                items.append({"split": split, "path": str(f.resolve()), **check_fastmri_file(f, full=True)})
             except (OSError, ValueError) as e:
                 errors.append(str(e))
     summary = {
@@ -65,6 +65,10 @@ def index_ixi(folder) -> dict:
     named ``IXI012-HH-1211-T1.nii.gz``; subjects are matched across contrasts."""
     root = _root(folder, "IXI (IXI-T1.tar, IXI-T2.tar, IXI-PD.tar)", "https://brain-development.org/ixi-dataset/")
     files = sorted(root.glob("IXI-*/*.nii*")) + sorted(root.glob("*.nii*"))
+    if not files:
+        raise FileNotFoundError(
+            f"{root}: no IXI files (expected IXI-T1/IXI012-HH-1211-T1.nii.gz etc.); is this the extracted IXI folder?"
+        )
     subjects: dict[str, dict] = defaultdict(dict)
     errors = []
     for f in files:

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.kspace import center_crop
-from ..fft import fft2c, from_channels, ifft2c, to_channels
+from ..fft import fft2c, from_channels, ifft2c, to_channels, warn_nonfinite
 from ..layers import UNet
 from ..metrics import ssim
-from ..physics import rss
+from ..physics import require_mask, rss
 
 __all__ = [
     "VarNetConfig",
@@ -105,6 +105,10 @@ def acs_mask(mask: torch.Tensor, num_low_frequencies: int | torch.Tensor | None 
     w = mask.shape[-1]
     cols = mask.reshape(mask.shape[0], w) > 0  # (B, W)
     nlf = torch.as_tensor(0 if num_low_frequencies is None else num_low_frequencies, device=mask.device).reshape(-1)
+    if bool(((nlf < 0) | (nlf > w)).any()):
+        raise ValueError(
+            f"acs_mask: num_low_frequencies must be in [0, {w}] (the centre columns; 0: found from the mask), got {nlf.tolist()}"
+        )
     if bool((nlf > 0).all()):
         n = nlf.long().expand(cols.shape[0]) if len(nlf) == 1 else nlf.long()
     else:
@@ -209,6 +213,14 @@ class VarNet(nn.Module):
                 else type(masked_kspace).__name__
             )
             raise TypeError(f"VarNet: expected complex k-space of shape (B, coils, H, W), got {got}")
+        expected = {torch.float64: torch.complex128}.get(next(self.parameters()).dtype, torch.complex64)
+        if masked_kspace.dtype != expected:
+            raise TypeError(
+                f"VarNet: expected {expected} k-space (the model's precision), got {masked_kspace.dtype}; "
+                f"use kspace.to({expected})"
+            )
+        require_mask(mask, "VarNet mask")
+        warn_nonfinite(masked_kspace, "VarNet: the masked k-space")
         if mask.ndim != 4 or mask.shape[1:3] != (1, 1) or mask.shape[-1] != masked_kspace.shape[-1]:
             raise ValueError(f"VarNet: expected a mask of shape (B|1, 1, 1, {masked_kspace.shape[-1]}), got {tuple(mask.shape)}")
         mask = mask.to(masked_kspace.real.dtype)
