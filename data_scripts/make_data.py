@@ -7,7 +7,8 @@
     python data_scripts/make_data.py --list               # data sets and their sizes per profile
 
 Each data set goes to <out>/<name>/ (default out: ~/.cache/mricourse/<profile>) with a manifest.json (seed, parameters, size and SHA-256 of
-every file); running again with the same arguments reuses what is there and complete.
+every file); running again with the same arguments reuses what is there, complete and intact
+(checksums verified; a changed file makes it regenerate). --verify hashes every file again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from mricourse.data.make import DATASETS, dataset_params, make_dataset, profile_root  # noqa: E402
-from mricourse.data.store import manifest_is_valid  # noqa: E402
+from mricourse.data.store import manifest_is_valid, verify  # noqa: E402
 from mricourse.profile import PROFILES  # noqa: E402
 
 
@@ -51,9 +52,18 @@ def main(argv=None) -> int:
     for name in names:
         params = dataset_params(name, args.profile, args.seed)
         if args.verify:
-            ok = manifest_is_valid(root / name, params, checksums=True)
-            print(f"{name}: {'valid' if ok else 'MISSING OR CHANGED: run without --verify to regenerate'} ({root / name})")
-            status |= 0 if ok else 1
+            if not manifest_is_valid(root / name, params):
+                print(
+                    f"{name}: MISSING, INCOMPLETE OR MADE WITH OTHER PARAMETERS: run without --verify to make it ({root / name})"
+                )
+                status = 1
+                continue
+            bad = verify(root / name, full=True)  # every file hashed
+            if bad:
+                print(f"{name}: CHANGED since written: {', '.join(bad)}; run without --verify to regenerate ({root / name})")
+            else:
+                print(f"{name}: valid ({root / name})")
+            status |= 1 if bad else 0
             continue
         t0 = time.perf_counter()
         make_dataset(name, params, root, force=args.force)

@@ -125,17 +125,24 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def file_lock(path):
+def file_lock(path, blocking: bool = True):
     """Hold an exclusive lock on the file ``path`` (created if needed) for the ``with`` block;
-    other processes asking for it wait. Released when the process dies, so never stale."""
+    other processes asking for it wait. Released when the process dies, so never stale. Yields
+    True once held; with ``blocking=False`` yields False at once if another process holds it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    held = False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield path
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            held = True
+        except BlockingIOError:
+            pass
+        yield held
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 

@@ -41,9 +41,16 @@ def _script(name: str):
 
 
 def test_layouts_and_manifests(root):
-    assert sorted(p.name for p in (root / "fastmri").iterdir()) == ["manifest.json", "multicoil_train", "multicoil_val"]
+    listed = sorted(p.name for p in (root / "fastmri").iterdir())
+    assert listed == [".verified.json", "manifest.json", "multicoil_train", "multicoil_val"]  # the checksum stamp
     assert len(list((root / "fastmri" / "multicoil_train").glob("file_brain_AXT2_*.h5"))) == 2
-    assert sorted(p.name for p in (root / "ixi").iterdir()) == ["IXI-PD", "IXI-T1", "IXI-T2", "ground_truth", "manifest.json"]
+    assert sorted(p.name for p in (root / "ixi").iterdir() if p.name != ".verified.json") == [
+        "IXI-PD",
+        "IXI-T1",
+        "IXI-T2",
+        "ground_truth",
+        "manifest.json",
+    ]
     assert (root / "brats" / "BraTS2021_00001" / "BraTS2021_00001_t1ce.nii.gz").exists()
     m = read_manifest(root / "brats")
     assert m["dataset"] == "brats" and m["params"]["seed"] == 0 and len(m["files"]) == 10

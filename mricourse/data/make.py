@@ -15,18 +15,28 @@ overwrite the cpu-profile data (or the other way round). ``ensure_dataset(name)`
 folder, generating it first if it is missing or was made with other parameters;
 ``data_scripts/make_data.py`` is the command line over the same functions.
 Other modules add data sets by registering in :data:`DATASETS`.
+
+A data set is reused only when its manifest matches and its files pass
+:func:`~mricourse.data.store.verify` (checksums, trusted by size and mtime once verified);
+otherwise it is regenerated, saying which files changed. Generation holds a lock
+(``.<name>.lock``), so two processes (two notebooks, the ranks of ``torchrun``) never build the
+same data set at once; whoever holds it removes the partial folders that killed runs left.
+Under ``torchrun``, :func:`ensure_dataset` lets rank 0 generate while the other ranks wait at a
+barrier, then reuse its copy.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from ..files import file_lock
 from ..profile import profile as get_profile
 from .brain import make_subject
 from .cine import FOV_MM, cine_subject
@@ -34,7 +44,7 @@ from .fastmri import ACQUISITIONS, write_fastmri
 from .kspace import multicoil_kspace
 from .nifti import ixi_name, write_brats_case, write_nifti
 from .slices import brain_slices
-from .store import data_dir, manifest_is_valid, read_manifest, write_manifest
+from .store import data_dir, manifest_is_valid, read_manifest, verify, write_manifest
 
 __all__ = ["DATASETS", "dataset_params", "make_dataset", "ensure_dataset", "profile_root"]
 
@@ -63,31 +73,75 @@ def dataset_params(name: str, profile: str | None = None, seed: int = 0, **overr
 
 
 def make_dataset(name: str, params: dict, root=None, force: bool = False, verbose: bool = True) -> Path:
-    """Write data set ``name`` with ``params`` to ``root/name`` (reused if its manifest matches;
-    ``root`` defaults to the active profile's :func:`profile_root`).
+    """Write data set ``name`` with ``params`` to ``root/name`` (reused if its manifest matches
+    and its files are intact; ``root`` defaults to the active profile's :func:`profile_root`).
 
-    The data set is built in a hidden sibling folder and renamed into place when complete, so an
-    interrupted run leaves nothing that looks finished.
+    The data set is built in a hidden sibling folder, under a lock, and renamed into place when
+    complete, so an interrupted run leaves nothing that looks finished.
     """
     root = Path(root) if root is not None else profile_root()
     folder = root / name
-    if not force and manifest_is_valid(folder, params):
-        if verbose:
-            print(f"{name}: reusing {folder}")
+    if not force and _intact(name, folder, params, verbose):
+        with file_lock(root / f".{name}.lock", blocking=False) as held:
+            if held:  # nobody is generating: leftovers of killed runs can go
+                _remove_partials(root, name)
         return folder
-    partial = root / f".{name}.partial-{os.getpid()}"  # per process: two writers never share one
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    t0 = time.perf_counter()
-    files = DATASETS[name]["make"](partial, **{k: v for k, v in params.items() if k != "generator"})
-    seconds = time.perf_counter() - t0
-    write_manifest(partial, name, params, files, extra={"seconds": round(seconds, 2)})
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    with file_lock(root / f".{name}.lock"):
+        if not force and _intact(name, folder, params, verbose, quiet_changes=True):
+            return folder  # made by another process while this one waited
+        _remove_partials(root, name)  # the lock holder is the only writer: every partial is stale
+        partial = root / f".{name}.partial-{os.getpid()}"
+        partial.mkdir(parents=True)
+        try:
+            t0 = time.perf_counter()
+            files = DATASETS[name]["make"](partial, **{k: v for k, v in params.items() if k != "generator"})
+            seconds = time.perf_counter() - t0
+            write_manifest(partial, name, params, files, extra={"seconds": round(seconds, 2)})
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
     if verbose:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         print(f"{name}: wrote {len(files)} files, {size / 1e6:.1f} MB in {seconds:.1f} s to {folder}")
     return folder
+
+
+def _intact(name: str, folder: Path, params: dict, verbose: bool, quiet_changes: bool = False) -> bool:
+    """True (and "reusing" said) if ``folder`` holds data set ``name`` made with ``params`` and its
+    files match their checksums; says which files changed otherwise."""
+    if not manifest_is_valid(folder, params):
+        return False
+    bad = verify(folder)
+    if bad:
+        if not quiet_changes:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            print(f"{name}: {shown} changed since written (checksum mismatch): regenerating {folder}", file=sys.stderr)
+        return False
+    if verbose:
+        print(f"{name}: reusing {folder}")
+    return True
+
+
+def _remove_partials(root: Path, name: str) -> None:
+    for p in root.glob(f".{name}.partial-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) of a started ``torch.distributed`` process group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    dist.barrier()
 
 
 def profile_root(profile: str | None = None) -> Path:
@@ -97,10 +151,18 @@ def profile_root(profile: str | None = None) -> Path:
 
 def ensure_dataset(name: str, profile: str | None = None, root=None, seed: int = 0, **overrides) -> Path:
     """The folder of data set ``name`` for ``profile`` (under ``root``, default
-    :func:`profile_root`), generated first if it is missing."""
-    return make_dataset(
-        name, dataset_params(name, profile, seed, **overrides), root if root is not None else profile_root(profile)
-    )
+    :func:`profile_root`), generated first if it is missing or changed. Under ``torchrun`` rank 0
+    generates it while the others wait at a barrier, then check (and reuse) rank 0's copy."""
+    params = dataset_params(name, profile, seed, **overrides)
+    root = root if root is not None else profile_root(profile)
+    rank, world = _rank_world()
+    if world > 1 and rank != 0:
+        _barrier()  # rank 0 is making it
+        return make_dataset(name, params, root, verbose=False)  # reused (or made, on a node with its own disk)
+    folder = make_dataset(name, params, root)
+    if world > 1:
+        _barrier()
+    return folder
 
 
 def manifest(name: str, root=None, profile: str | None = None) -> dict | None:
