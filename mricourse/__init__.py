@@ -6,7 +6,7 @@ Everything is re-exported flat: ``import mricourse as mc; mc.fft2c, mc.fit, ...`
   noise, RSS), ``signal`` (tissue parameters, signal equations)
 - classical reconstruction: ``baselines`` (ESPIRiT maps, CG-SENSE, compressed sensing via sigpy)
 - learning: ``layers`` (U-Net, PatchGAN, spatial transformer), ``models/`` (one file per paper),
-  ``train`` (``fit``), ``metrics``, ``gan_eval`` (novelty and realism of generated images)
+  ``training`` (``fit``, schedules, recipes, ``mricourse train``), ``metrics``, ``gan_eval`` (novelty and realism of generated images)
 - course: ``profile``, ``results``, ``viz``, ``utils``, ``checks`` (``mc.check_*`` for the exercises),
   ``exercises`` (student versions; ``python -m mricourse.exercises``)
 """
@@ -153,15 +153,7 @@ from .signal import (
     t1_with_contrast,
     tissue,
 )
-from .train import (
-    LinearDecaySchedule,
-    OneCycleSchedule,
-    TrainConfig,
-    fit,
-    load_checkpoint,
-    save_checkpoint,
-    scheduled,
-    supervised_step,
-)
+from .training.fit import History, NonFiniteLoss, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
+from .training.schedules import ConstantSchedule, LinearDecaySchedule, OneCycleSchedule, Schedule, scheduled
 from .utils import atomic_write, get_device, interactive_session, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from mricourse import cli
+from mricourse.training import cli
 
 
 def _fails(capsys, argv, code=2):

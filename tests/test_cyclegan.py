@@ -111,9 +111,6 @@ def test_linear_decay_schedule():
         sched.step()
     assert lrs[0] == lrs[50] == pytest.approx(0.1)  # constant for the first half
     assert lrs[75] == pytest.approx(0.05) and opt.param_groups[0]["lr"] == pytest.approx(0.0)  # then linear to zero
-    timed = mc.LinearDecaySchedule(opt, lr=0.1, steps=10**6, time_budget=1e-9)  # out of time at once
-    timed.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="decay_from"):
         mc.LinearDecaySchedule(opt, lr=0.1, steps=10, decay_from=1.0)
 

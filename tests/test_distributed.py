@@ -84,7 +84,7 @@ def test_torchrun_gan_resumes_exactly(tiny_data, tmp_path):
 
 
 def test_config_overrides():
-    from mricourse.tasks import ToyConfig, apply_overrides
+    from mricourse.training.recipes import ToyConfig, apply_overrides
 
     cfg = apply_overrides(ToyConfig(), {"width": "4", "lr": "0.1"})
     assert cfg.width == 4 and cfg.lr == 0.1

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import mricourse as mc
-from mricourse import cli
-from mricourse.tasks import TASKS, apply_overrides
+from mricourse.training import cli
+from mricourse.training.recipes import TASKS, apply_overrides
 
 #: task -> the tiny data set it reads
 DATA = {

@@ -54,15 +54,19 @@ def test_fit_resumes_from_checkpoint(tmp_path):
     assert payload["step"] == 40
 
 
-def test_time_budget_stops_training():
+def test_time_budget_is_a_safety_stop_that_says_so():
     model = nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    hist = mc.fit(
-        mc.supervised_step(model, opt, nn.functional.mse_loss),
-        _problem(),
-        mc.TrainConfig(steps=10**7, time_budget=0.2, progress=False),
-    )
-    assert hist["step"][-1] < 10**7
+    with pytest.warns(UserWarning, match="safety stop fired"):
+        hist = mc.fit(
+            mc.supervised_step(model, opt, nn.functional.mse_loss),
+            _problem(),
+            mc.TrainConfig(steps=1000, time_budget=1e-9, progress=False),
+        )
+    assert hist.steps_done == 1 and hist.steps == 1000
+    assert hist.stopped.startswith("time budget: stopped at 1 of 1000 steps")
+    quiet = mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), mc.TrainConfig(steps=3, progress=False))
+    assert quiet.stopped is None and quiet.steps_done == 3
 
 
 def test_checkpoint_stores_config_and_loads_weights_only(tmp_path):
@@ -131,3 +135,86 @@ def test_scheduled_steps_the_schedule_after_each_step():
         assert step(None) == {"loss": 0.0}
     assert calls[0] == 1.0 and calls[1] < 1.0  # the rate changed between the first and the second step
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed after the last one
+
+
+def _scheduled_run(steps, ckpt, total=40, config=None):
+    """A run of ``total`` planned steps with a one-cycle schedule, stopped after ``steps``."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    schedule = mc.OneCycleSchedule(opt, 0.05, total)
+    step = mc.scheduled(mc.supervised_step(model, opt, nn.functional.mse_loss), schedule)
+
+    class Stop(Exception):
+        pass
+
+    def stopping(batch):  # a run killed after ``steps`` steps (the checkpoint every step)
+        if schedule.count == steps:
+            raise Stop
+        return step(batch)
+
+    cfg = mc.TrainConfig(steps=total, checkpoint=str(ckpt) if ckpt else None, checkpoint_every=1, progress=False)
+    try:
+        mc.fit(stopping, _problem(), cfg, state={"model": model, "opt": opt, "schedule": schedule}, config=config)
+    except Stop:
+        pass
+    return model, opt, schedule
+
+
+def test_a_scheduled_run_resumes_exactly(tmp_path):
+    """N steps == N/2 steps, a new process resumed from the checkpoint, N/2 more: the weights and
+    the learning rate are bit-identical (the schedule is in the checkpoint)."""
+    ref, ref_opt, ref_schedule = _scheduled_run(40, None)
+    _scheduled_run(20, tmp_path / "run.pt")  # stopped half way
+    half = mc.load_checkpoint(tmp_path / "run.pt")
+    assert half["step"] == 20 and half["state"]["schedule"]["count"] == 20
+    model, opt, schedule = _scheduled_run(40, tmp_path / "run.pt")  # resumed
+    assert schedule.count == ref_schedule.count == 40
+    assert opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
+    for p, q in zip(model.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_schedules_are_functions_of_the_step():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    s = mc.OneCycleSchedule(opt, 0.1, 10, warmup=0.0, final=0.0)
+    lrs = [s.lr]
+    for _ in range(10):
+        s.step()
+        lrs.append(s.lr)
+    assert lrs == [s.lr_at(i) for i in range(11)] and lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.0)
+    restored = mc.OneCycleSchedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 0.1, 10, warmup=0.0, final=0.0)
+    restored.load_state_dict({"count": 4, "steps": 10})
+    assert restored.lr == lrs[4]
+    with pytest.raises(ValueError, match="spans 10 steps, this one 20"):
+        mc.OneCycleSchedule(opt, 0.1, 20).load_state_dict(s.state_dict())
+    with pytest.raises(ValueError, match="steps"):
+        mc.ConstantSchedule(opt, 0.1, 0)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    _scheduled_run(5, tmp_path / "run.pt", config={"width": 4, "lr": 0.05})
+    with pytest.raises(ValueError, match=r"another config \(lr: 0.05 there, 0.5 here\).*--fresh"):
+        _scheduled_run(10, tmp_path / "run.pt", config={"width": 4, "lr": 0.5})
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    cfg = mc.TrainConfig(steps=4, checkpoint=str(ckpt), checkpoint_every=1, progress=False)
+    mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+    good = ckpt.read_bytes()
+    for g in opt.param_groups:
+        g["lr"] = float("nan")
+    cfg.steps = 8
+    # step 5's loss is still finite, its update is not: its weights are refused
+    with pytest.raises(
+        mc.NonFiniteLoss, match=r"step 5: the weights of 'model' are not finite .*is kept\); lower the learning rate"
+    ):
+        mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+    assert ckpt.read_bytes() == good  # untouched: still the weights of step 4
+    cfg.checkpoint_every = 0  # no checkpoint along the way: the NaN loss of step 6 stops the run
+    with pytest.raises(mc.NonFiniteLoss, match=r"step 6: the loss 'loss' is nan .*is kept\); lower the learning rate"):
+        mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+    assert ckpt.read_bytes() == good

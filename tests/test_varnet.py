@@ -299,7 +299,7 @@ def test_pipeline_parity_with_fastmri(tmp_path):
 
 def test_train_task_from_the_command_line(tmp_path):
     """``mricourse train varnet`` on a fastMRI-layout folder (read-out oversampled files)."""
-    from mricourse.cli import main
+    from mricourse.training.cli import main
 
     for split in ("multicoil_train", "multicoil_val"):
         (tmp_path / split).mkdir()
@@ -310,7 +310,7 @@ def test_train_task_from_the_command_line(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == dataclasses.asdict(VarNetConfig.smoke())
 
 
-def test_one_cycle_schedule_anneals_by_steps_or_time():
+def test_one_cycle_schedule_anneals_by_the_step():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = mc.OneCycleSchedule(opt, max_lr=0.1, steps=100)
     lrs = []
@@ -319,9 +319,6 @@ def test_one_cycle_schedule_anneals_by_steps_or_time():
         lrs.append(opt.param_groups[0]["lr"])
     assert max(lrs) == pytest.approx(0.1, rel=1e-3) and lrs[-1] == pytest.approx(0.001)
     assert lrs.index(max(lrs)) in (9, 10)  # warm-up over the first 10 %
-    timed = mc.OneCycleSchedule(opt, max_lr=0.1, steps=10**6, time_budget=1e-9)  # out of time at once
-    timed.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
 
 
 def test_varnet_step_l1_term(tmp_path):

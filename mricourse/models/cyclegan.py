@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..layers import PatchDiscriminator
 from ..profile import Profile
-from ..train import LinearDecaySchedule
+from ..training.schedules import LinearDecaySchedule
 
 __all__ = [
     "CycleGANConfig",
@@ -181,9 +181,9 @@ def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
 class CycleGAN(nn.Module):
     """The four networks, their optimisers and the alternating update (:meth:`step`)."""
 
-    def __init__(self, cfg: CycleGANConfig, steps: int | None = None, time_budget: float | None = None):
-        """With ``steps`` (and optionally ``time_budget``), both learning rates follow CycleGAN's
-        schedule, :class:`~mricourse.train.LinearDecaySchedule` (constant, then linear to zero from
+    def __init__(self, cfg: CycleGANConfig, steps: int | None = None):
+        """With ``steps``, both learning rates follow CycleGAN's
+        schedule, :class:`~mricourse.training.schedules.LinearDecaySchedule` (constant, then linear to zero from
         ``cfg.decay_from`` of the run), advanced by :meth:`step`; without, they stay constant."""
         super().__init__()
         self.cfg = cfg
@@ -196,7 +196,7 @@ class CycleGAN(nn.Module):
         self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
         self.pool_A, self.pool_B = ImagePool(cfg.pool_size, seed=0), ImagePool(cfg.pool_size, seed=1)
         self.schedules = (
-            [LinearDecaySchedule(o, cfg.lr, steps, time_budget, cfg.decay_from) for o in (self.opt_G, self.opt_D)]
+            [LinearDecaySchedule(o, cfg.lr, steps, cfg.decay_from) for o in (self.opt_G, self.opt_D)]
             if steps
             else []
         )

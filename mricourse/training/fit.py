@@ -1,13 +1,16 @@
 """One small training loop for every model of the course.
 
-``fit(step, loader, cfg, state=...)`` calls ``step(batch) -> {loss name: value}`` until
-``cfg.steps`` steps or ``cfg.time_budget`` seconds have passed, cycling over ``loader``; it shows
-a ``tqdm`` progress bar, returns the history, and saves/resumes checkpoints (``state`` are the
-modules and optimisers to save; checkpoints hold their state dicts plus ``asdict(model config)``,
-every process's random number generators and ``local_state`` (per-process objects such as an
-image pool), are written atomically and loaded with ``weights_only=True``), so that a resumed
-run continues exactly as if it had not stopped. GAN-style updates are written out in their model
-files and passed in as ``step``.
+``fit(step, loader, cfg, state=...)`` calls ``step(batch) -> {loss name: value}`` for
+``cfg.steps`` steps, cycling over ``loader``; it shows a ``tqdm`` progress bar, returns the
+history, and saves/resumes checkpoints (``state`` are the modules, optimisers and learning-rate
+schedules to save; checkpoints hold their state dicts plus ``asdict(model config)``, every
+process's random number generators and ``local_state`` (per-process objects such as an image
+pool), are written atomically and loaded with ``weights_only=True``), so that a resumed run
+continues exactly as if it had not stopped. A checkpoint written with another model config is
+refused. ``cfg.time_budget`` is a safety stop only: the budget of a run is its step count, and a
+run the clock stopped says so (``history.stopped``). A loss that is not finite stops the run with
+:class:`NonFiniteLoss`, before any checkpoint is written: the last good one is kept. GAN-style
+updates are written out in their model files and passed in as ``step``.
 """
 
 from __future__ import annotations
@@ -24,24 +27,32 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..files import load_checked, save_checked
+from ..utils import seed_everything, to_device
 from . import distributed
-from .files import load_checked, save_checked
-from .utils import seed_everything, to_device
 
-__all__ = [
-    "TrainConfig",
-    "fit",
-    "supervised_step",
-    "save_checkpoint",
-    "load_checkpoint",
-    "OneCycleSchedule",
-    "LinearDecaySchedule",
-    "scheduled",
-]
+__all__ = ["TrainConfig", "History", "NonFiniteLoss", "fit", "supervised_step", "save_checkpoint", "load_checkpoint"]
 
 
 #: what to do about a checkpoint that cannot be resumed from
 RESTART_HINT = "delete it, or start over with `mricourse train ... --fresh` (in Python: TrainConfig(resume=False))"
+
+
+class NonFiniteLoss(RuntimeError):
+    """A training loss became NaN or infinite: the run stops, the last good checkpoint is kept."""
+
+
+class History(dict):
+    """``fit``'s history: ``{"step": [...], "time": [...], loss name: [...]}`` (running means at
+    each logged step), with ``steps`` (planned) and ``stopped`` (None, or why the run ended
+    early, e.g. ``"time budget: 412 of 1000 steps"``)."""
+
+    steps: int = 0
+    stopped: str | None = None
+
+    @property
+    def steps_done(self) -> int:
+        return self["step"][-1] if self.get("step") else 0
 
 
 @dataclass
@@ -49,8 +60,10 @@ class TrainConfig:
     """Training-loop settings (the optimiser and its learning rate belong to the ``step``).
 
     Attributes:
-        steps: number of optimisation steps.
-        time_budget: stop after this many seconds of training (None: no limit).
+        steps: number of optimisation steps: the run's budget.
+        time_budget: a safety stop: give up after this many seconds of training (None: no
+            limit). A run it stops is reported (``history.stopped``) and warned about; it never
+            shapes the learning rate, which follows the step.
         log_every: record the running mean of each loss every this many steps.
         checkpoint: file to save to every ``checkpoint_every`` steps and at the end, and to
             resume from when it exists and ``resume`` is true.
@@ -87,7 +100,7 @@ def save_checkpoint(
     state = {name: distributed.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj for name, obj in state.items()}
     payload = {
         "step": step,
-        "history": history or {},
+        "history": dict(history or {}),  # a plain dict: weights_only loading knows no History
         "config": asdict(config) if is_dataclass(config) else (config or {}),
         "state": {name: obj.state_dict() for name, obj in state.items()},
         "local": local,
@@ -96,17 +109,36 @@ def save_checkpoint(
     distributed.barrier()
 
 
-def load_checkpoint(path, state: dict | None = None, map_location="cpu") -> dict:
+def load_checkpoint(path, state: dict | None = None, map_location="cpu", config=None) -> dict:
     """Load a checkpoint (``weights_only=True``, checksum checked) into the objects of ``state``;
-    return it. A corrupted file raises :class:`~mricourse.files.CheckpointError` naming it."""
+    return it. A corrupted file raises :class:`~mricourse.files.CheckpointError` naming it; with
+    ``config``, a checkpoint written with another config raises ``ValueError`` naming the fields
+    that differ (before anything is loaded)."""
     path = Path(path)
     payload = load_checked(path, map_location, fix=RESTART_HINT)
+    if config is not None:
+        mine = asdict(config) if is_dataclass(config) else dict(config)
+        theirs = payload.get("config") or {}
+        differ = sorted(k for k in set(mine) | set(theirs) if _plain(mine.get(k)) != _plain(theirs.get(k)))
+        if differ:
+            what = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ)
+            raise ValueError(f"{path} was trained with another config ({what}); {RESTART_HINT}")
     for name, obj in (state or {}).items():
         obj = distributed.unwrap(obj) if isinstance(obj, torch.nn.Module) else obj
         if name not in payload["state"]:
             raise KeyError(f"checkpoint {path} has no state {name!r}; it has {sorted(payload['state'])}")
-        obj.load_state_dict(payload["state"][name])
+        try:
+            obj.load_state_dict(payload["state"][name])
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(
+                f"{path}: its {name!r} does not fit this run ({' '.join(str(e).split())[:300]}); {RESTART_HINT}"
+            ) from None
     return payload
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a config saved and loaded turns tuples into lists)."""
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def _local_payload(local_state: dict) -> dict:
@@ -145,15 +177,17 @@ def fit(
     state: dict | None = None,
     config=None,
     local_state: dict | None = None,
-) -> dict[str, list[float]]:
+) -> History:
     """Run ``step`` on batches from ``loader`` and return ``{"step": [...], loss: [...], "time": [...]}``.
 
     Args:
         step: does one update on a batch and returns ``{name: float}`` losses.
         loader: an iterable of batches (re-iterated when exhausted, e.g. a DataLoader).
         cfg: the :class:`TrainConfig`.
-        state: modules and optimisers to checkpoint, e.g. ``{"model": net, "opt": opt}``.
-        config: the model's config dataclass, stored in the checkpoint.
+        state: modules, optimisers and schedules to checkpoint, e.g. ``{"model": net, "opt": opt,
+            "schedule": schedule}``.
+        config: the model's config dataclass (or a dict), stored in the checkpoint; resuming from
+            a checkpoint written with another config raises ``ValueError`` naming the fields.
         local_state: per-process objects to checkpoint and restore on resume, besides the
             random number generators (an image pool, a data set's ``torch.Generator``).
 
@@ -161,12 +195,18 @@ def fit(
     initial weights identical).
     """
     cfg = cfg or TrainConfig()
+    if not isinstance(cfg.steps, int) or cfg.steps < 1:
+        raise ValueError(f"fit: expected TrainConfig.steps >= 1, got {cfg.steps!r}")
+    if cfg.log_every < 1:
+        raise ValueError(f"fit: expected TrainConfig.log_every >= 1, got {cfg.log_every!r}")
     state, local_state = state or {}, local_state or {}
-    history: dict[str, list[float]] = {"step": [], "time": []}
+    history = History(step=[], time=[])
+    history.steps = cfg.steps
     start, local = 0, None
     if cfg.checkpoint and cfg.resume and Path(cfg.checkpoint).exists():
-        payload = load_checkpoint(cfg.checkpoint, state)
-        start, history = payload["step"], payload["history"] or history
+        payload = load_checkpoint(cfg.checkpoint, state, config=config)
+        start = payload["step"]
+        history.update(payload["history"] or {})
         local = payload.get("local") or []
         if len(local) != distributed.world_size():
             warnings.warn(
@@ -178,6 +218,7 @@ def fit(
             seed_everything(cfg.seed + distributed.rank() + start)
     else:
         seed_everything(cfg.seed + distributed.rank())
+    device = _device_of(state)
     running: dict[str, list[float]] = {}
     t0 = time.perf_counter() - (history["time"][-1] if history["time"] else 0.0)
     epoch_len = len(loader) if hasattr(loader, "__len__") else None
@@ -200,16 +241,24 @@ def fit(
             it = _epoch_iter(loader, epoch)
             batch = next(it)
         losses = step(batch)
-        for k, v in losses.items():
-            running.setdefault(k, []).append(float(v))
         done = i + 1
+        for k, v in losses.items():
+            v = float(v)
+            if not math.isfinite(v):
+                bar.close()
+                kept = f"the last checkpoint, {cfg.checkpoint}, is kept" if cfg.checkpoint else "no checkpoint is written"
+                raise NonFiniteLoss(
+                    f"training stopped at step {done}: the loss {k!r} is {v} ({kept}); lower the learning rate, "
+                    "or check the data for NaN or infinite values"
+                )
+            running.setdefault(k, []).append(v)
         elapsed = time.perf_counter() - t0
-        out_of_time = cfg.time_budget is not None and distributed.all_reduce_mean(float(elapsed >= cfg.time_budget)) > 0
+        out_of_time = cfg.time_budget is not None and distributed.all_reduce_mean(float(elapsed >= cfg.time_budget), device) > 0
         if done % cfg.log_every == 0 or done == cfg.steps or out_of_time:
             history["step"].append(done)
             history["time"].append(elapsed)
             for k, vals in running.items():
-                history.setdefault(k, []).append(distributed.all_reduce_mean(sum(vals) / len(vals)))
+                history.setdefault(k, []).append(distributed.all_reduce_mean(sum(vals) / len(vals), device))
             losses = {k: f"{v[-1]:.4g}" for k, v in history.items() if k not in ("step", "time")}
             bar.set_postfix(losses)
             if cfg.log_lines and distributed.is_main():
@@ -218,13 +267,42 @@ def fit(
                 )
             running = {}
         if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            _check_finite_weights(state, done, cfg.checkpoint)
             save_checkpoint(cfg.checkpoint, state, done, history, config, local_state)
-        if out_of_time:
+        if out_of_time and done < cfg.steps:
+            history.stopped = f"time budget: stopped at {done} of {cfg.steps} steps after {elapsed:.0f} s"
+            warnings.warn(
+                f"the safety stop fired: {history.stopped} (TrainConfig.time_budget={cfg.time_budget}); "
+                "this model is not the one the recipe trains",
+                stacklevel=2,
+            )
+            if distributed.is_main():
+                print(f"WARNING: {history.stopped}", flush=True)
             break
     bar.close()
     if cfg.checkpoint and history["step"]:
+        _check_finite_weights(state, history["step"][-1], cfg.checkpoint)
         save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config, local_state)
     return history
+
+
+def _check_finite_weights(state: dict, done: int, checkpoint) -> None:
+    """Refuse to checkpoint NaN or infinite weights (the last good checkpoint stays)."""
+    for name, obj in state.items():
+        if isinstance(obj, torch.nn.Module) and not all(bool(torch.isfinite(p).all()) for p in obj.parameters()):
+            raise NonFiniteLoss(
+                f"training stopped at step {done}: the weights of {name!r} are not finite (the last checkpoint, "
+                f"{checkpoint}, is kept); lower the learning rate, or check the data for NaN or infinite values"
+            )
+
+
+def _device_of(state: dict) -> torch.device:
+    """The device of the first module in ``state`` (where collectives must run), else the CPU."""
+    for obj in state.values():
+        if isinstance(obj, torch.nn.Module):
+            for p in obj.parameters():
+                return p.device
+    return torch.device("cpu")
 
 
 def _epoch_iter(loader, epoch: int, skip: int = 0):
@@ -260,77 +338,9 @@ def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
     return step
 
 
-def scheduled(step: Callable, schedule) -> Callable:
-    """``step`` followed by ``schedule.step()`` (a learning-rate update after every optimiser step),
-    for the step functions that do not take a scheduler themselves."""
-
-    def run(batch):
-        out = step(batch)
-        schedule.step()
-        return out
-
-    return run
-
-
-class OneCycleSchedule:
-    """A one-cycle learning rate over the *progress* of a run, ``p = max(step / steps,
-    elapsed / time_budget)``: linear warm-up to ``max_lr`` over the first ``warmup`` of it, then
-    cosine decay to ``final * max_lr``. Like ``torch.optim.lr_scheduler.OneCycleLR``, except that a
-    run cut short by :class:`TrainConfig`'s ``time_budget`` (a slow or busy machine) still ends
-    with an annealed learning rate. Call :meth:`step` after each optimiser step.
-    """
-
-    def __init__(
-        self, optimizer, max_lr: float, steps: int, time_budget: float | None = None, warmup: float = 0.1, final: float = 0.01
-    ):
-        if steps < 1 or not 0 <= warmup < 1:
-            raise ValueError(f"OneCycleSchedule: expected steps >= 1 and 0 <= warmup < 1, got {steps} and {warmup}")
-        self.optimizer, self.max_lr, self.steps, self.time_budget = optimizer, max_lr, steps, time_budget
-        self.warmup, self.final = warmup, final
-        self.count, self.start = 0, None
-        self._set(self.lr(0.0))
-
-    def progress(self) -> float:
-        p = self.count / self.steps
-        if self.time_budget and self.start is not None:
-            p = max(p, (time.perf_counter() - self.start) / self.time_budget)
-        return min(p, 1.0)
-
-    def lr(self, p: float) -> float:
-        if p < self.warmup:
-            return self.max_lr * max(p / self.warmup, 0.04)
-        q = (p - self.warmup) / (1 - self.warmup)
-        return self.max_lr * (self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * q)))
-
-    def _set(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def step(self) -> None:
-        if self.start is None:
-            self.start = time.perf_counter()
-        self.count += 1
-        self._set(self.lr(self.progress()))
-
-
-class LinearDecaySchedule(OneCycleSchedule):
-    """CycleGAN's learning rate (Zhu et al. 2017): constant ``lr`` for the first ``decay_from`` of
-    the run's progress, then a linear decay to zero. Progress as in :class:`OneCycleSchedule`
-    (steps or wall-clock, whichever is further), so a run cut short still ends annealed."""
-
-    def __init__(self, optimizer, lr: float, steps: int, time_budget: float | None = None, decay_from: float = 0.5):
-        if not 0 <= decay_from < 1:
-            raise ValueError(f"LinearDecaySchedule: expected 0 <= decay_from < 1, got {decay_from}")
-        self.decay_from = decay_from
-        super().__init__(optimizer, lr, steps, time_budget, warmup=0.0, final=0.0)
-
-    def lr(self, p: float) -> float:
-        return self.max_lr * min(1.0, (1.0 - p) / (1.0 - self.decay_from))
-
-
-if __name__ == "__main__":  # python -m mricourse.train <task> ...: the same as `mricourse train`
+if __name__ == "__main__":  # python -m mricourse.training.fit <task> ...: the same as `mricourse train`
     import sys
 
     from .cli import main
 
-    main(["train", *sys.argv[1:]])
+    raise SystemExit(main(["train", *sys.argv[1:]]))

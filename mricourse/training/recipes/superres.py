@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .profile import Profile
-from .tasks import Task, apply_overrides, register
+from ...profile import Profile
+from . import Task, apply_overrides, register
 
 __all__ = ["RandomPatches", "SIGMA", "NOISE"]
 
@@ -66,7 +66,7 @@ class RandomPatches(Dataset):
 
 def _pairs(images, factor, dims: int, seed: int):
     """HR images cropped to multiples of ``factor`` and their degraded LR versions (lists)."""
-    from .degrade import crop_to_multiple, degrade
+    from ...degrade import crop_to_multiple, degrade
 
     hr = [crop_to_multiple(x, factor, dims) for x in images]
     return [degrade(x, factor, dims, sigma=SIGMA, noise=NOISE, seed=seed + i) for i, x in enumerate(hr)], hr
@@ -74,7 +74,7 @@ def _pairs(images, factor, dims: int, seed: int):
 
 def _sr_evaluate(net, lr, hr, factor, dims: int) -> dict:
     """SR metrics of the network and of cubic-spline interpolation on held-out pairs."""
-    from .degrade import interpolate, sr_metrics
+    from ...degrade import interpolate, sr_metrics
 
     net = net.eval()
     device = next(net.parameters()).device
@@ -91,10 +91,10 @@ def _sr_evaluate(net, lr, hr, factor, dims: int) -> dict:
 def _msfusion(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """Multi-scale fusion CNN (Liu 2018) on T1-weighted slices, MSE on random patches of 32 HR
     pixels. Evaluation: PSNR and SSIM (border-cropped) on held-out slices, beside cubic splines."""
-    from .degrade import factors
-    from .models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
-    from .tasks_slices import load_slices
-    from .train import supervised_step
+    from ...degrade import factors
+    from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
+    from ..fit import supervised_step
+    from .slices import load_slices
 
     cfg = apply_overrides(MultiScaleFusionConfig.for_profile(profile), overrides)
     f = factors(cfg.factor, 2)
@@ -122,10 +122,10 @@ def _srgan(overrides: dict, data: Path | None, profile: Profile) -> Task:
     content loss (MSE + gradient difference) plus 0.1 x adversarial, the discriminator at a tenth
     of the generator's learning rate; the last volumes (about 1 in 6) are held out. Evaluation:
     PSNR and SSIM of whole held-out volumes, beside cubic splines."""
-    from .data.make import ensure_dataset
-    from .degrade import factors
-    from .models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
-    from .tasks_volumes import load_ixi
+    from ...data.make import ensure_dataset
+    from ...degrade import factors
+    from ...models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
+    from .volumes import load_ixi
 
     cfg = apply_overrides(SRGANConfig.for_profile(profile), overrides)
     f = factors(cfg.factor, 3)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from .profile import Profile
+from ...profile import Profile
 
 __all__ = ["Task", "TASKS", "register", "apply_overrides", "CineCrops"]
 
@@ -133,7 +133,7 @@ def _toy(overrides: dict, data: Path | None, profile: Profile) -> Task:
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
     def make_step(modules, optimizers):
-        from .train import supervised_step
+        from ..fit import supervised_step
 
         return supervised_step(modules["model"], optimizers["opt"], nn.functional.mse_loss)
 
@@ -160,11 +160,11 @@ def _varnet(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """E2E VarNet on a fastMRI-layout folder (``multicoil_train``, ``multicoil_val``): the course's
     (``make_data.py fastmri``) or the real brain data, with fastMRI's brain masks (equispaced,
     4x and 8x) and the read-out oversampling removed before the network."""
-    from .data.datasets import FastMRISlices, VarNetTransform
-    from .data.make import ensure_dataset
-    from .masks import MaskFunc
-    from .metrics import ssim
-    from .models.varnet import VarNet, VarNetConfig, varnet_step
+    from ...data.datasets import FastMRISlices, VarNetTransform
+    from ...data.make import ensure_dataset
+    from ...masks import MaskFunc
+    from ...metrics import ssim
+    from ...models.varnet import VarNet, VarNetConfig, varnet_step
 
     cfg = apply_overrides(VarNetConfig.for_profile(profile), overrides)
     root = Path(data) if data is not None else ensure_dataset("fastmri", profile.name)
@@ -197,11 +197,11 @@ def _cascade(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """DC-CNN (2D+t by default, ``--config dims=2`` for frame by frame) on cardiac cine: the
     ``cine`` data set (fully sampled single-coil k-space, frames as slices, in fastMRI HDF5;
     generated when ``--data`` is not given), undersampled on the fly by k-t masks at 4-8x."""
-    from .data.fastmri import read_fastmri
-    from .data.make import ensure_dataset
-    from .fft import ifft2c
-    from .metrics import psnr
-    from .models.cascade import CascadeConfig, CascadeNet
+    from ...data.fastmri import read_fastmri
+    from ...data.make import ensure_dataset
+    from ...fft import ifft2c
+    from ...metrics import psnr
+    from ...models.cascade import CascadeConfig, CascadeNet
 
     cfg = apply_overrides(CascadeConfig.for_profile(profile), overrides)
     root = Path(data) if data is not None else ensure_dataset("cine", profile.name)
@@ -219,13 +219,13 @@ def _cascade(overrides: dict, data: Path | None, profile: Profile) -> Task:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def make_step(modules, optimizers):
-        from .train import supervised_step
+        from ..fit import supervised_step
 
         return supervised_step(modules["model"], optimizers["opt"], lambda pred, x: (pred - x).abs().pow(2).mean())
 
     def evaluate(modules, val_set):  # every validation sequence at 6x, fixed masks
-        from .fft import fft2c
-        from .masks import kt_mask
+        from ...fft import fft2c
+        from ...masks import kt_mask
 
         net = modules["model"].eval()
         device = next(net.parameters()).device
@@ -259,8 +259,8 @@ class CineCrops(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        from .fft import fft2c
-        from .masks import kt_mask
+        from ...fft import fft2c
+        from ...masks import kt_mask
 
         x = self.images[i]
         t, h, w = x.shape
@@ -272,4 +272,4 @@ class CineCrops(Dataset):
         return (mask * fft2c(x), mask), x
 
 
-from . import tasks_slices, tasks_superres, tasks_volumes  # noqa: E402, F401  (register the other tasks)
+from . import slices, superres, volumes  # noqa: E402, F401  (register the other recipes)

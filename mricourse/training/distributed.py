@@ -121,11 +121,12 @@ def make_loader(
     return DataLoader(dataset, batch_size=global_batch // w, sampler=sampler, drop_last=drop_last, **kwargs)
 
 
-def all_reduce_mean(value: float) -> float:
-    """Mean of a float over processes (for logging)."""
+def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
+    """Mean of a float over processes (for logging). ``device``: where the collective runs, the
+    device of the model (NCCL reduces CUDA tensors only; gloo CPU tensors)."""
     if world_size() == 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64 if torch.device(device).type == "cpu" else torch.float32, device=device)
     dist.all_reduce(t)
     return float(t) / world_size()
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
+from ..profile import PROFILES
+from ..profile import profile as get_profile
+from ..utils import atomic_write, seed_everything
 from . import distributed
-from .profile import PROFILES
-from .profile import profile as get_profile
-from .tasks import TASKS
-from .train import TrainConfig, fit
-from .utils import atomic_write, seed_everything
+from .fit import TrainConfig, fit
+from .recipes import TASKS
 
 
 class UsageError(ValueError):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .profile import Profile
-from .tasks import Task, apply_overrides, register
+from ...profile import Profile
+from . import Task, apply_overrides, register
 
 __all__ = ["load_brats", "load_ixi"]
 
@@ -22,7 +22,7 @@ __all__ = ["load_brats", "load_ixi"]
 def load_brats(root: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every labelled case under ``root`` as ``(images (4, D, H, W) z-scored over the brain,
     classes (1, D, H, W) int64 in 0-3)``, read by :class:`mricourse.data.datasets.BratsVolumes`."""
-    from .data.datasets import BratsVolumes
+    from ...data.datasets import BratsVolumes
 
     cases = [c for c in BratsVolumes(root) if "seg" in c]
     if len(cases) < 2:
@@ -39,8 +39,8 @@ def load_ixi(root: Path, labels: bool = False):
     ``make_data.py ixi``) or None (real IXI)."""
     import numpy as np
 
-    from .data.datasets import NiftiVolumes
-    from .data.nifti import read_nifti
+    from ...data.datasets import NiftiVolumes
+    from ...data.nifti import read_nifti
 
     files = sorted((Path(root) / "IXI-T1").glob("*.nii.gz"))
     if len(files) < 2:
@@ -63,10 +63,10 @@ def _vox2vox(overrides: dict, data: Path | None, profile: Profile) -> Task:
     the tumour, flipped, intensity-jittered) of the training cases; the last cases (about 1 in 6)
     are held out. Evaluation: BraTS Dice of the whole tumour, tumour core and enhancing tumour, as
     predicted and (``*_largest``) after keeping the largest tumour component, as chapter 6 does."""
-    from .data.crops import RandomCrops3D
-    from .data.make import ensure_dataset
-    from .metrics import brats_scores
-    from .models.vox2vox import Vox2Vox, Vox2VoxConfig, classes_to_labels, largest_component
+    from ...data.crops import RandomCrops3D
+    from ...data.make import ensure_dataset
+    from ...metrics import brats_scores
+    from ...models.vox2vox import Vox2Vox, Vox2VoxConfig, classes_to_labels, largest_component
 
     cfg = apply_overrides(Vox2VoxConfig.for_profile(profile), overrides)
     cases = load_brats(Path(data) if data is not None else ensure_dataset("brats", profile.name))

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .profile import Profile
-from .tasks import Task, apply_overrides, register
+from ...profile import Profile
+from . import Task, apply_overrides, register
 
 __all__ = ["load_slices", "NoisySlices", "CLIP"]
 
@@ -33,9 +33,9 @@ def load_slices(data: Path | None, profile: Profile, contrasts=("T1w",)) -> tupl
     for train and test) when ``data`` is None."""
     import numpy as np
 
-    from .data.datasets import SliceData
-    from .data.make import dataset_params
-    from .data.slices import brain_slices
+    from ...data.datasets import SliceData
+    from ...data.make import dataset_params
+    from ...data.slices import brain_slices
 
     if data is None:
         p = dataset_params("slices", profile.name)
@@ -62,8 +62,8 @@ def _dcgan(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """DCGAN (Bermudez 2018) on T1-weighted slices resized to ``image_size``. Evaluation: the
     mean NCC of generated slices with their nearest training slice, beside that of held-out real
     slices (a generator that copies its training set scores higher than new subjects do)."""
-    from .gan_eval import nearest_neighbours
-    from .models.dcgan import DCGANConfig, from_gan_range, gan_step, make_gan, to_gan_range
+    from ...gan_eval import nearest_neighbours
+    from ...models.dcgan import DCGANConfig, from_gan_range, gan_step, make_gan, to_gan_range
 
     cfg = apply_overrides(DCGANConfig.for_profile(profile), overrides)
     train, test = load_slices(data, profile, ("T1w",))
@@ -109,7 +109,7 @@ class NoisySlices(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        from .models.dae import add_gaussian_noise
+        from ...models.dae import add_gaussian_noise
 
         lo, hi = self.sigmas
         sigma = torch.tensor(lo + (hi - lo) * float(torch.rand(())))
@@ -123,9 +123,9 @@ def _dae(overrides: dict, data: Path | None, profile: Profile) -> Task:
     slices with Gaussian noise, sigma in [0.02, 0.2] of the brain's bright end (0.1 for a
     network that is not noise-conditional). Evaluation: PSNR of noisy and denoised held-out slices
     at sigma 0.1."""
-    from .metrics import psnr
-    from .models.dae import DAE, DAEConfig, add_gaussian_noise
-    from .train import supervised_step
+    from ...metrics import psnr
+    from ...models.dae import DAE, DAEConfig, add_gaussian_noise
+    from ..fit import supervised_step
 
     cfg = apply_overrides(DAEConfig.for_profile(profile), overrides)
     train, test = load_slices(data, profile, ("T1w",))
@@ -160,8 +160,8 @@ def _cyclegan(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """CycleGAN (Welander 2018) T1 <-> T2, unpaired: T1 slices of the first half of the training
     subjects, T2 slices of the other half. Evaluation: T1 -> T2 of held-out subjects against their
     true T2 (PSNR, SSIM, MAE on [0, 1.5])."""
-    from .metrics import psnr, ssim
-    from .models.cyclegan import CycleGAN, CycleGANConfig, UnpairedDataset
+    from ...metrics import psnr, ssim
+    from ...models.cyclegan import CycleGAN, CycleGANConfig, UnpairedDataset
 
     cfg = apply_overrides(CycleGANConfig.for_profile(profile), overrides)
     train, test = load_slices(data, profile, ("T1w", "T2w"))
@@ -216,9 +216,9 @@ def _voxelmorph(overrides: dict, data: Path | None, profile: Profile) -> Task:
     training subject. Evaluation on held-out pairs: the mean squared difference of the warped moving
     and the fixed image, and the Dice of the warped moving labels, each beside its value before
     registration."""
-    from .data.datasets import RegistrationPairs
-    from .metrics import dice
-    from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
+    from ...data.datasets import RegistrationPairs
+    from ...metrics import dice
+    from ...models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
 
     cfg = apply_overrides(VoxelMorphConfig.for_profile(profile), overrides)
     if cfg.dims == 3:
@@ -273,9 +273,9 @@ def _volume_pairs(data: Path | None, profile: Profile, cfg):
     counted, the Dice term off without labels) from an IXI folder."""
     import warnings
 
-    from .data.datasets import RegistrationPairs
-    from .data.make import ensure_dataset
-    from .tasks_volumes import load_ixi
+    from ...data.datasets import RegistrationPairs
+    from ...data.make import ensure_dataset
+    from .volumes import load_ixi
 
     volumes, labels = load_ixi(Path(data) if data is not None else ensure_dataset("ixi", profile.name), labels=True)
     shape = [min(v.shape[1 + a] for v in volumes) // 16 * 16 for a in range(3)]
