@@ -8,6 +8,7 @@
 #   make bench  every chapter in the cpu profile, fresh kernels -> results.md, results.json
 #   make colab-check every chapter (smoke) after the notebooks' own install cell, in a cached
 #               Colab-like environment (requirements/colab.txt: ipywidgets 7.7, numpy 2, ...)
+#   make oldest the unit tests on the oldest versions pyproject.toml admits (requirements/oldest.txt), in .venv-oldest
 #   make student     student versions of the notebooks -> student/ (instructor versions -> instructor/)
 #   make check-book  build the smoke book and open every page in headless Chromium
 #   make lab    JupyterLab on the notebooks;   make clean   remove builds and the venv
@@ -22,7 +23,7 @@ export PYTHONHASHSEED := 0
 # PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install meta test lint unit nbval colab-check book-check book bench lab clean lock student student-check check-book browser
+.PHONY: install meta test lint unit nbval colab-check oldest book-check book bench lab clean lock student student-check check-book browser
 
 install: $(STAMP)
 
@@ -69,6 +70,15 @@ endif
 # installed from its metadata as each notebook's first cell does (no lock), every chapter run
 colab-check: $(STAMP)
 	$(BIN)/python tests/colab/check_colab.py
+
+# the lower bounds of pyproject.toml, tested: the oldest versions it admits installed together
+# (torch: the oldest CPU build at hand), then the unit tests (not part of make test)
+oldest:
+	test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip install -q -r requirements/oldest.txt pytest nbformat nbclient ipykernel pyyaml
+	.venv-oldest/bin/python -m pip install -q --no-deps -r requirements/nodeps.txt
+	.venv-oldest/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	.venv-oldest/bin/python -m pytest -p no:cacheprovider -o addopts="" -q tests
 
 book-check: $(STAMP)
 	MRICOURSE_HEADLESS=1 MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/jupyter-book build . -W --keep-going \

@@ -153,7 +153,9 @@ from .signal import (
     t1_with_contrast,
     tissue,
 )
+from .training import recipes
 from .training.fit import History, NonFiniteLoss, TrainConfig, fit, load_checkpoint, save_checkpoint, supervised_step
+from .training.recipes import Recipe, recipe
 from .training.schedules import ConstantSchedule, LinearDecaySchedule, OneCycleSchedule, Schedule, scheduled
 from .utils import atomic_write, get_device, interactive_session, on_colab, seed_everything, show_source, to_device
 from .viz import Table, compare_table, montage, plot_history, show, show_flow, show_kspace

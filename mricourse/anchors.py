@@ -32,6 +32,7 @@ import json
 import statistics
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -210,7 +211,9 @@ def varnet_vs_fastmri(
     ours = VarNet(cfg)
     ours.load_state_dict(state_dict_from_fastmri(ref.state_dict()), strict=True)  # the same initial weights
     models = {"ours": ours.to(device), "reference": FastMRIVarNet(ref).to(device)}
-    step_fns = {k: varnet_step(m, torch.optim.Adam(m.parameters(), lr=lr)) for k, m in models.items()}
+    step_fns = {
+        k: partial(varnet_step, {"model": m}, {"opt": torch.optim.Adam(m.parameters(), lr=lr)}) for k, m in models.items()
+    }
 
     train_tf = VarNetTransform(MaskFunc("equispaced", (0.08, 0.04), (4, 8), seed=seed), use_seed=False, readout_crop=True)
 

@@ -59,7 +59,7 @@ def test_torchrun_two_processes(tmp_path):
     for k, v in _weights(tmp_path / "single").items():
         assert torch.allclose(v, _weights(tmp_path / "two")[k], atol=1e-6), k
     # interrupted after 10 steps, then resumed to 20: the same weights as the uninterrupted run
-    _run(tmp_path / "resumed", 10, 2)
+    _run(tmp_path / "resumed", 20, 2, "toy", "--stop-after", "10")
     assert mc.load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 10
     resumed = _run(tmp_path / "resumed", 20, 2)
     assert resumed["steps"] == 20
@@ -75,7 +75,7 @@ def test_torchrun_gan_resumes_exactly(tiny_data, tmp_path):
     data = ("--data", str(tiny_data["slices"]), "--batch-size", "4")
     whole = _run(tmp_path / "whole", 4, 2, "dcgan", *data)
     assert whole["world_size"] == 2 and whole["replicas_identical"] and whole["steps"] == 4
-    _run(tmp_path / "resumed", 2, 2, "dcgan", *data)
+    _run(tmp_path / "resumed", 4, 2, "dcgan", *data, "--stop-after", "2")
     assert len(mc.load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["local"]) == 2  # one entry per process
     assert _run(tmp_path / "resumed", 4, 2, "dcgan", *data)["replicas_identical"]
     for name in ("G", "D"):
@@ -84,7 +84,8 @@ def test_torchrun_gan_resumes_exactly(tiny_data, tmp_path):
 
 
 def test_config_overrides():
-    from mricourse.training.recipes import ToyConfig, apply_overrides
+    from mricourse.training.recipes import apply_overrides
+    from mricourse.training.recipes.toy import ToyConfig
 
     cfg = apply_overrides(ToyConfig(), {"width": "4", "lr": "0.1"})
     assert cfg.width == 4 and cfg.lr == 0.1

@@ -38,13 +38,13 @@ def test_a_dead_control_is_reported(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import ipywidgets as widgets\nimport matplotlib.pyplot as plt\n"
-            "def render(a=1, unused=1):\n    plt.plot([0, a])\n    plt.show()\n"
-            "explorer = widgets.interactive(render, a=widgets.IntSlider(value=1, min=0, max=3),"
-            " unused=widgets.IntSlider(value=1, min=0, max=3))\n"
+            "import ipywidgets as widgets\nimport matplotlib.pyplot as plt\nfrom IPython.display import display\n"
+            "def render(a=1, unused=1):\n    fig, ax = plt.subplots()\n    ax.plot([0, a])\n    plt.show()\n"
+            "explorer = widgets.interactive(render, a=widgets.IntSlider(value=1, min=0, max=3, description='a'),"
+            " unused=widgets.IntSlider(value=1, min=0, max=3, description='unused'))\ndisplay(explorer)\n"
         )
     ]
     path = tmp_path / "dead.ipynb"
     nbformat.write(nb, path)
     with pytest.raises(NotebookError, match="unused.*did not change"):
-        drive_explorers(path, env={})
+        drive_explorers(path)

@@ -306,8 +306,9 @@ def test_train_task_from_the_command_line(tmp_path):
         _write_volumes(tmp_path / split, n=1, slices=2, oversample=2)
     main(["train", "varnet", "--data", str(tmp_path), "--profile", "smoke", "--steps", "3", "--out", str(tmp_path / "run")])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["steps"] == 3 and 0 < metrics["metrics"]["ssim"] <= 1
-    assert json.loads((tmp_path / "run" / "config.json").read_text()) == dataclasses.asdict(VarNetConfig.smoke())
+    assert metrics["steps"] == 3 and 0 < metrics["metrics"]["ssim_4x"] <= 1 and 0 < metrics["metrics"]["ssim_8x"] <= 1
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["recipe"] == "varnet" and record["steps"] == 3 and record["config"] == dataclasses.asdict(VarNetConfig.smoke())
 
 
 def test_one_cycle_schedule_anneals_by_the_step():
@@ -329,8 +330,8 @@ def test_varnet_step_l1_term(tmp_path):
     torch.manual_seed(0)
     net = VarNet(VarNetConfig.smoke())
     frozen = torch.optim.SGD(net.parameters(), lr=0.0)  # the weights stay as they are
-    plain = varnet_step(net, frozen)(batch)["loss"]
-    mixed = varnet_step(net, frozen, l1_weight=2.0)(batch)["loss"]
+    plain = varnet_step({"model": net}, {"opt": frozen}, batch)["loss"]
+    mixed = varnet_step({"model": net}, {"opt": frozen}, batch, l1_weight=2.0)["loss"]
     with torch.no_grad():
         out = net(batch["masked_kspace"], batch["mask"], batch["num_low_frequencies"], crop_size=batch["target"].shape[-2:])[:, 0]
     l1 = torch.stack([(o - t).abs().mean() / m for o, t, m in zip(out, batch["target"], batch["max_value"])]).mean()

@@ -111,7 +111,8 @@ class VarNetTransform:
     Args:
         mask_func: a :class:`mricourse.MaskFunc`; without one, the file's own mask (test files).
         use_seed: seed the mask by the file name, so every slice of a volume, every epoch and
-            every method gets the same mask (evaluation); False: a new mask each time (training).
+            every method gets the same mask (evaluation); False: a new mask each time (training),
+            its seed drawn from torch's generator (seeded and checkpointed by ``fit``).
         readout_crop: remove the read-out oversampling first (:func:`crop_readout`): the network
             then works on the target's rows only, half the compute for fastMRI brain data.
     """
@@ -127,7 +128,8 @@ class VarNetTransform:
             kspace = crop_readout(kspace, target.shape[-2])
         w = kspace.shape[-1]
         if self.mask_func is not None:
-            mask, nlf = self.mask_func(w, seed=tuple(map(ord, item["fname"])) if self.use_seed else None)
+            seed = tuple(map(ord, item["fname"])) if self.use_seed else int(torch.randint(2**31 - 1, ()))
+            mask, nlf = self.mask_func(w, seed=seed)
         elif "mask" in item:
             mask, nlf = item["mask"].reshape(1, 1, 1, w).float(), 0  # 0: the VarNet finds the centre itself
         else:

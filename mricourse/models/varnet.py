@@ -141,6 +141,7 @@ class NormUNet(nn.Module):
         groups = x.reshape(b, 2, c * h * w)  # real group, imaginary group
         mean = groups.mean(2).reshape(b, 2, 1, 1)
         std = groups.std(2).reshape(b, 2, 1, 1)
+        std = torch.where(std > 0, std, torch.ones_like(std))  # an all-zero input (no signal) stays finite
         x = ((x.reshape(b, 2, c, h, w) - mean[..., None]) / std[..., None]).reshape(b, 2 * c, h, w)
         ph, pw = -h % self.multiple, -w % self.multiple
         x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])  # centre in (H + ph, W + pw)
@@ -238,9 +239,10 @@ class VarNet(nn.Module):
         return self.sens_net(masked_kspace, mask.to(masked_kspace.real.dtype), num_low_frequencies)
 
 
-def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=None, l1_weight: float = 0.0):
-    """The training ``step`` for :func:`mricourse.fit`: loss ``1 - SSIM`` between the cropped
-    output and the target, with each slice's data range the maximum of its volume (fastMRI).
+def varnet_step(modules: dict, optimizers: dict, batch: dict, l1_weight: float = 0.0) -> dict:
+    """The update step: loss ``1 - SSIM`` between the cropped output of ``modules["model"]`` and
+    the target, with each slice's data range the maximum of its volume (fastMRI); one step of
+    ``optimizers["opt"]``.
 
     ``l1_weight > 0`` adds ``l1_weight * mean|output - target| / max``: SSIM hardly sees a smooth
     error of the intensity (its luminance term changes by only ``(a - 1)^2 / 2`` for a factor
@@ -249,27 +251,22 @@ def varnet_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler=No
     Batches are dicts from :class:`mricourse.VarNetTransform`: ``masked_kspace``, ``mask``,
     ``num_low_frequencies``, ``target`` (B, h, w), ``max_value`` (B,).
     """
-
-    def step(batch: dict) -> dict:
-        device = next(model.parameters()).device
-        target = batch["target"].to(device)[:, None]  # (B, 1, h, w)
-        model.train()
-        out = model(
-            batch["masked_kspace"].to(device), batch["mask"].to(device), batch["num_low_frequencies"], crop_size=target.shape[-2:]
-        )
-        ssims = [ssim(t, o, data_range=float(m)) for t, o, m in zip(target, out, batch["max_value"])]
-        loss = 1 - torch.stack(ssims).mean()
-        if l1_weight:
-            l1 = torch.stack([(o - t).abs().mean() / float(m) for t, o, m in zip(target, out, batch["max_value"])])
-            loss = loss + l1_weight * l1.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        return {"loss": loss.item()}
-
-    return step
+    model, optimizer = modules["model"], optimizers["opt"]
+    device = next(model.parameters()).device
+    target = batch["target"].to(device)[:, None]  # (B, 1, h, w)
+    model.train()
+    out = model(
+        batch["masked_kspace"].to(device), batch["mask"].to(device), batch["num_low_frequencies"], crop_size=target.shape[-2:]
+    )
+    ssims = [ssim(t, o, data_range=float(m)) for t, o, m in zip(target, out, batch["max_value"])]
+    loss = 1 - torch.stack(ssims).mean()
+    if l1_weight:
+        l1 = torch.stack([(o - t).abs().mean() / float(m) for t, o, m in zip(target, out, batch["max_value"])])
+        loss = loss + l1_weight * l1.mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item()}
 
 
 def _unet_key(key: str) -> str:

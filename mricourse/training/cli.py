@@ -30,7 +30,7 @@ from ..profile import profile as get_profile
 from ..utils import atomic_write, seed_everything
 from . import distributed
 from .fit import TrainConfig, fit
-from .recipes import TASKS
+from .recipes import RECIPES, TASKS, names, recipe, weights_hash
 
 
 class UsageError(ValueError):
@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mricourse", description="Train the course's models on generated or real data.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("train", help="train a model (data-parallel under torchrun)")
-    t.add_argument("task", help=f"one of: {', '.join(sorted(TASKS))}")
+    t.add_argument("task", help=f"one of: {', '.join(names())}")
     t.add_argument("--data", type=Path, default=None, help="data folder (generated or prepared real data)")
     t.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $MRICOURSE_PROFILE or by device)")
     t.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="override a model config field")
@@ -56,10 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="override the number of steps (>= 1)")
     t.add_argument("--batch-size", type=int, default=None, help="global batch size (split over processes)")
     t.add_argument("--checkpoint-every", type=int, default=50, help="save every this many steps (0: at the end only)")
-    t.add_argument("--log-every", type=int, default=10, help="log the mean losses every this many steps")
+    t.add_argument(
+        "--log-every", type=int, default=None, help="log the mean losses every this many steps (default: the recipe's)"
+    )
     t.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds (> 0)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) on GPUs")
+    t.add_argument("--stop-after", type=int, default=None, help="pause after this step; run the same command again to continue")
     t.add_argument("--fresh", action="store_true", help="start from step 0 instead of resuming from --out's checkpoint")
     t.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
@@ -72,14 +75,19 @@ def validate(args: argparse.Namespace) -> dict[str, str]:
     ``$MRICOURSE_PROFILE``) is resolved here; the ``--config`` keys are checked against the
     task's config dataclass by the task itself, before it reads data.
     """
-    if args.task not in TASKS:
-        raise UsageError(f"unknown task {args.task!r}; expected one of {', '.join(sorted(TASKS))}")
+    if args.task not in names():
+        raise UsageError(f"unknown task {args.task!r}; expected one of {', '.join(names())}")
     try:
         get_profile(args.profile)
     except ValueError as e:
         where = "--profile" if args.profile else "$MRICOURSE_PROFILE"
         raise UsageError(f"{where}: {e}; expected one of {', '.join(PROFILES)}") from None
-    positive = {"--steps": args.steps, "--batch-size": args.batch_size, "--log-every": args.log_every}
+    positive = {
+        "--steps": args.steps,
+        "--batch-size": args.batch_size,
+        "--log-every": args.log_every,
+        "--stop-after": args.stop_after,
+    }
     for name, value in positive.items():
         if value is not None and value < 1:
             raise UsageError(f"{name} must be a whole number >= 1, got {value}")
@@ -127,17 +135,93 @@ def _checksum(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _finite(obj):
+    """``obj`` with every NaN or infinite float replaced by None (metrics.json is strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(_finite(obj), indent=2, allow_nan=False))
+
+
 def train(args: argparse.Namespace) -> dict:
     overrides = validate(args)
-    info = distributed.init()
-    prof = get_profile(args.profile)
-    seed_everything(args.seed)  # same initial weights on every process
+    if args.task in RECIPES:
+        return _train_recipe(args, overrides)
+    return _train_task(args, overrides)
+
+
+def _build(build, task: str):
+    """Call a builder; its config check (``apply_overrides``) is a usage error."""
     try:
-        task = TASKS[args.task](overrides, args.data, prof)
-    except ValueError as e:  # the task's config check (apply_overrides) runs before it reads data
+        return build()
+    except ValueError as e:  # the config check (apply_overrides) runs before any data is read
         if any(f.name == "apply_overrides" for f in traceback.extract_tb(e.__traceback__)):
             raise UsageError(f"--config: {e}") from e
         raise
+
+
+def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
+    """Train the recipe exactly as its chapter does (:meth:`Recipe.fit`), each module wrapped in
+    ``DistributedDataParallel`` (a no-op wrapper in one process), with checkpoints in ``--out``."""
+    info = distributed.init()
+    prof = get_profile(args.profile)
+    r = _build(lambda: recipe(args.task, prof, args.data, overrides, args.seed), args.task)
+    if args.steps:
+        r.set_steps(args.steps)
+    if args.batch_size:
+        r.batch_size = args.batch_size
+    r.log_every = args.log_every or r.log_every
+    r.to(info.device)
+    wrapped = {k: distributed.wrap(m) for k, m in r.modules.items()}
+    history = r.fit(
+        wrapped,
+        time_budget=args.time_budget,
+        checkpoint=str(args.out / "checkpoint.pt"),
+        checkpoint_every=args.checkpoint_every,
+        resume=not args.fresh,
+        stop_after=args.stop_after,
+        progress=sys.stderr.isatty(),
+        log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
+    )
+    gathered = distributed.all_gather_object([_checksum(m) for m in r.modules.values()])
+    result = {
+        "task": args.task,
+        "profile": prof.name,
+        "seed": args.seed,
+        "world_size": distributed.world_size(),
+        "backend": info.backend,
+        "steps": history.steps_done,
+        "steps_planned": r.steps,
+        "stopped": history.stopped,
+        "weights_sha256": r.weights_hash(),
+        "final_loss": {k: v[-1] for k, v in history.items() if k not in ("step", "time") and v},
+        "replicas_identical": all(g == gathered[0] for g in gathered),
+    }
+    if distributed.is_main():
+        if r.evaluate is not None:
+            result["metrics"] = r.evaluate(r.modules, r.val_set)
+        _write_json(args.out / "config.json", r.record())
+        _write_json(args.out / "metrics.json", result)
+        print(json.dumps(_finite(result)))
+    distributed.barrier()
+    distributed.shutdown()
+    return result
+
+
+def _train_task(args: argparse.Namespace, overrides: dict) -> dict:
+    """The older task shape (models not yet moved to recipes)."""
+    info = distributed.init()
+    prof = get_profile(args.profile)
+    seed_everything(args.seed)  # same initial weights on every process
+    task = _build(lambda: TASKS[args.task](overrides, args.data, prof), args.task)
     modules = {k: m.to(info.device) for k, m in task.modules.items()}
     wrapped = {k: distributed.wrap(m) for k, m in modules.items()}
     loader = distributed.make_loader(task.train_set, args.batch_size or task.batch_size, seed=args.seed)
@@ -156,8 +240,9 @@ def train(args: argparse.Namespace) -> dict:
         checkpoint=str(args.out / "checkpoint.pt"),
         checkpoint_every=args.checkpoint_every,
         resume=not args.fresh,
+        stop_after=args.stop_after,
         seed=args.seed,
-        log_every=args.log_every,
+        log_every=args.log_every or 10,
         progress=sys.stderr.isatty(),
         log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
     )
@@ -169,17 +254,17 @@ def train(args: argparse.Namespace) -> dict:
         "world_size": distributed.world_size(),
         "backend": info.backend,
         "steps": history["step"][-1] if history["step"] else 0,
+        "stopped": history.stopped,
+        "weights_sha256": weights_hash(modules),
         "final_loss": {k: v[-1] for k, v in history.items() if k not in ("step", "time") and v},
         "replicas_identical": all(g == gathered[0] for g in gathered),
     }
     if distributed.is_main():
         if task.evaluate is not None:
             result["metrics"] = task.evaluate(modules, task.val_set)
-        with atomic_write(args.out / "config.json") as tmp:
-            tmp.write_text(json.dumps(asdict(task.config), indent=2))
-        with atomic_write(args.out / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(result, indent=2))
-        print(json.dumps(result))
+        _write_json(args.out / "config.json", asdict(task.config))
+        _write_json(args.out / "metrics.json", result)
+        print(json.dumps(_finite(result)))
     distributed.barrier()
     distributed.shutdown()
     return result
@@ -204,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(e: BaseException) -> str:
     msg = " ".join(str(e).split()) or repr(e)
-    if type(e).__name__ not in ("ValueError", "TypeError", "RuntimeError", "UsageError", "CheckpointError"):
+    if type(e).__name__ not in ("ValueError", "TypeError", "RuntimeError", "UsageError", "CheckpointError", "NonFiniteLoss"):
         msg = f"{type(e).__name__}: {msg}"
     return msg
 

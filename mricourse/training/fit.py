@@ -31,7 +31,16 @@ from ..files import load_checked, save_checked
 from ..utils import seed_everything, to_device
 from . import distributed
 
-__all__ = ["TrainConfig", "History", "NonFiniteLoss", "fit", "supervised_step", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "TrainConfig",
+    "History",
+    "NonFiniteLoss",
+    "fit",
+    "supervised_update",
+    "supervised_step",
+    "save_checkpoint",
+    "load_checkpoint",
+]
 
 
 #: what to do about a checkpoint that cannot be resumed from
@@ -71,6 +80,8 @@ class TrainConfig:
         progress: show a progress bar.
         log_lines: print one line per logged step instead (rank 0 only): for batch jobs and
             ``torchrun`` logs, where a progress bar is unreadable.
+        stop_after: pause the run after this step (checkpointed; resuming continues the same
+            run of ``steps`` steps): a long run in chunks, e.g. over several sessions.
     """
 
     steps: int = 1000
@@ -82,6 +93,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     log_lines: bool = False
+    stop_after: int | None = None
 
 
 def save_checkpoint(
@@ -246,7 +258,7 @@ def fit(
             v = float(v)
             if not math.isfinite(v):
                 bar.close()
-                kept = f"the last checkpoint, {cfg.checkpoint}, is kept" if cfg.checkpoint else "no checkpoint is written"
+                kept = _kept(cfg.checkpoint)
                 raise NonFiniteLoss(
                     f"training stopped at step {done}: the loss {k!r} is {v} ({kept}); lower the learning rate, "
                     "or check the data for NaN or infinite values"
@@ -254,7 +266,8 @@ def fit(
             running.setdefault(k, []).append(v)
         elapsed = time.perf_counter() - t0
         out_of_time = cfg.time_budget is not None and distributed.all_reduce_mean(float(elapsed >= cfg.time_budget), device) > 0
-        if done % cfg.log_every == 0 or done == cfg.steps or out_of_time:
+        pause = cfg.stop_after is not None and done >= cfg.stop_after
+        if done % cfg.log_every == 0 or done == cfg.steps or out_of_time or pause:
             history["step"].append(done)
             history["time"].append(elapsed)
             for k, vals in running.items():
@@ -269,6 +282,9 @@ def fit(
         if cfg.checkpoint and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             _check_finite_weights(state, done, cfg.checkpoint)
             save_checkpoint(cfg.checkpoint, state, done, history, config, local_state)
+        if pause and done < cfg.steps:
+            history.stopped = f"paused at {done} of {cfg.steps} steps (stop_after); resume to continue"
+            break
         if out_of_time and done < cfg.steps:
             history.stopped = f"time budget: stopped at {done} of {cfg.steps} steps after {elapsed:.0f} s"
             warnings.warn(
@@ -286,13 +302,19 @@ def fit(
     return history
 
 
+def _kept(checkpoint) -> str:
+    if checkpoint and Path(checkpoint).exists():
+        return f"the last checkpoint, {checkpoint}, is kept"
+    return "no checkpoint was written"
+
+
 def _check_finite_weights(state: dict, done: int, checkpoint) -> None:
     """Refuse to checkpoint NaN or infinite weights (the last good checkpoint stays)."""
     for name, obj in state.items():
         if isinstance(obj, torch.nn.Module) and not all(bool(torch.isfinite(p).all()) for p in obj.parameters()):
             raise NonFiniteLoss(
-                f"training stopped at step {done}: the weights of {name!r} are not finite (the last checkpoint, "
-                f"{checkpoint}, is kept); lower the learning rate, or check the data for NaN or infinite values"
+                f"training stopped at step {done}: the weights of {name!r} are not finite ({_kept(checkpoint)}); "
+                "lower the learning rate, or check the data for NaN or infinite values"
             )
 
 
@@ -317,25 +339,28 @@ def _epoch_iter(loader, epoch: int, skip: int = 0):
     return it
 
 
+def supervised_update(
+    modules: dict, optimizers: dict, batch, loss_fn: Callable, module: str = "model", optimizer: str = "opt"
+) -> dict:
+    """The update step of supervised learning, in the recipes' shape: one optimiser step of
+    ``modules[module]`` on an ``(inputs, target)`` batch, minimising ``loss_fn(prediction,
+    target)``. ``inputs`` may be a tuple (passed as ``model(*inputs)``); batches are moved to the
+    model's device. Returns ``{"loss": value}``."""
+    model, opt = modules[module], optimizers[optimizer]
+    device = next(model.parameters()).device
+    inputs, target = to_device(batch, device)
+    model.train()
+    pred = model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
+    loss = loss_fn(pred, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.item()}
+
+
 def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable) -> Callable:
-    """A ``step`` for supervised learning on ``(inputs, target)`` batches.
-
-    ``inputs`` may be a tuple (passed as ``model(*inputs)``); batches are moved to the model's
-    device. Returns ``{"loss": value}``.
-    """
-
-    def step(batch):
-        device = next(model.parameters()).device
-        inputs, target = to_device(batch, device)
-        model.train()
-        pred = model(*inputs) if isinstance(inputs, (tuple, list)) else model(inputs)
-        loss = loss_fn(pred, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item()}
-
-    return step
+    """``step(batch)`` for :func:`fit`: :func:`supervised_update` of ``model`` with ``optimizer``."""
+    return lambda batch: supervised_update({"model": model}, {"opt": optimizer}, batch, loss_fn)
 
 
 if __name__ == "__main__":  # python -m mricourse.training.fit <task> ...: the same as `mricourse train`

@@ -1,0 +1,104 @@
+"""One recipe per model: the chapter's path (``mc.recipe(name).fit()``) and the command line
+(``mricourse train name``) train the same weights, bit for bit, from the same seed; resuming a
+run folder with another config is refused; the update steps have one shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import mricourse as mc
+from mricourse.training.cli import main
+from mricourse.training.recipes import RECIPES, recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: the data folder of each recipe in the tiny data sets (None: the recipe makes no data)
+DATA = {"toy": None, "varnet": "fastmri"}
+
+
+def _data(name, tiny_data):
+    key = DATA[name]
+    return None if key is None else tiny_data[key]
+
+
+def test_every_recipe_has_tiny_data():
+    assert set(RECIPES) <= set(DATA), f"add the tiny data of {sorted(set(RECIPES) - set(DATA))} to DATA"
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_the_chapter_and_the_command_line_train_the_same_weights(name, tiny_data, tmp_path, capsys):
+    data = _data(name, tiny_data)
+    r = recipe(name, "smoke", data=data, seed=3)
+    history = r.fit(progress=False)
+    assert history.steps_done == r.steps and history.stopped is None
+    chapter = r.weights_hash()
+    args = ["train", name, "--profile", "smoke", "--seed", "3", "--out", str(tmp_path / "run")]
+    assert main(args + (["--data", str(data)] if data else [])) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["weights_sha256"] == chapter and metrics["steps"] == r.steps
+    assert chapter in capsys.readouterr().out  # the command line prints the hash
+    again = recipe(name, "smoke", data=data, seed=4)  # another seed, another model
+    again.fit(progress=False)
+    assert again.weights_hash() != chapter
+
+
+def test_a_paused_run_resumes_exactly_from_the_command_line(tiny_data, tmp_path):
+    """varnet (a one-cycle schedule, a new random mask per slice): 6 steps in one go equal 3
+    steps, a pause, and 3 more resumed from the checkpoint, bit for bit."""
+    base = ["train", "varnet", "--profile", "smoke", "--data", str(tiny_data["fastmri"]), "--checkpoint-every", "1"]
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*base, "--out", str(tmp_path / "paused"), "--stop-after", "3"]) == 0
+    assert mc.load_checkpoint(tmp_path / "paused" / "checkpoint.pt")["step"] == 3
+    assert main([*base, "--out", str(tmp_path / "paused")]) == 0
+    whole, paused = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "paused"))
+    assert paused["steps"] == whole["steps"] == 6 and paused["weights_sha256"] == whole["weights_sha256"]
+    w, p = (mc.load_checkpoint(tmp_path / d / "checkpoint.pt")["state"] for d in ("whole", "paused"))
+    assert w["schedule_opt"] == p["schedule_opt"] and w["opt"]["param_groups"][0]["lr"] == p["opt"]["param_groups"][0]["lr"]
+
+
+def test_a_resumed_run_with_another_config_is_refused(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "toy", "--profile", "smoke", "--steps", "4", "--out", out]) == 0
+    with pytest.raises(SystemExit) as e:
+        main(["train", "toy", "--profile", "smoke", "--steps", "8", "--config", "lr=0.5", "--out", out])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "another config" in err and "lr" in err and "--fresh" in err
+    assert main(["train", "toy", "--profile", "smoke", "--steps", "8", "--config", "lr=0.5", "--out", out, "--fresh"]) == 0
+
+
+def test_a_nan_learning_rate_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "toy", "--profile", "smoke", "--steps", "4", "--out", str(out)]) == 0
+    good = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "toy", "--profile", "smoke", "--steps", "4", "--config", "lr=nan", "--out", str(out / "nan")])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "loss 'loss' is nan (no checkpoint was written); lower the learning rate" in err
+    assert not (out / "nan" / "checkpoint.pt").exists() and (out / "checkpoint.pt").read_bytes() == good
+
+
+def test_set_steps_stretches_the_schedules():
+    r = recipe("toy", "smoke")
+    r.set_steps(7)
+    assert r.steps == 7 and all(s.steps == 7 for s in r.schedules.values())
+    with pytest.raises(ValueError, match="whole number"):
+        r.set_steps(0)
+
+
+def test_varnet_is_finite_on_all_zero_kspace():
+    torch.manual_seed(0)
+    net = mc.VarNet(mc.VarNetConfig.smoke())
+    k = torch.zeros(1, 2, 16, 16, dtype=torch.complex64)
+    mask = mc.equispaced_mask(16, 4, 0.25, seed=0)
+    assert torch.isfinite(net(k, mask)).all()
+
+
+def test_masks_come_from_seeded_streams():
+    """No mask is drawn from the operating system's entropy: two functions built alike draw alike."""
+    a, b = mc.MaskFunc("random", (0.08,), (4,)), mc.MaskFunc("random", (0.08,), (4,))
+    assert all(torch.equal(a(64)[0], b(64)[0]) for _ in range(3))
