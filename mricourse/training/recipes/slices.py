@@ -18,43 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from ...data.sets import load_slices
 from ...profile import Profile
 from . import Task, apply_overrides, register
 
-__all__ = ["load_slices", "NoisySlices", "CLIP"]
+__all__ = ["NoisySlices", "CLIP"]
 
 #: slices are scaled so the brain's 99.5th percentile is 1; the GAN range [-1, 1] covers [0, CLIP]
 CLIP = 1.5
-
-
-def load_slices(data: Path | None, profile: Profile, contrasts=("T1w",)) -> tuple[dict, dict]:
-    """Train and test slices ``{"images": (N, len(contrasts), H, W), "labels": (N, 1, H, W),
-    "subject": (N,)}`` from the ``slices`` data set in ``data``, or synthesised (distinct subjects
-    for train and test) when ``data`` is None."""
-    import numpy as np
-
-    from ...data.datasets import SliceData
-    from ...data.make import dataset_params
-    from ...data.slices import brain_slices
-
-    if data is None:
-        p = dataset_params("slices", profile.name)
-        return tuple(
-            brain_slices(n, contrasts=tuple(contrasts), size=p["size"], seed=p["seed"], start=start)
-            for n, start in ((p["train"], 0), (p["test"], p["train"]))
-        )
-    out = []
-    for split in ("train", "test"):
-        path = Path(data) / f"{split}.npz"
-        ds = SliceData(path)  # names the script that makes the file when it is missing
-        with np.load(path) as z:
-            names = [str(c) for c in z["contrasts"]] if "contrasts" in z.files else ["T1w"]
-        missing = [c for c in contrasts if c not in names]
-        if missing:
-            raise ValueError(f"{path}: expected contrasts {list(contrasts)}, the file has {names}")
-        idx = [names.index(c) for c in contrasts]
-        out.append({"images": ds.images[:, idx], "labels": ds.labels, "subject": ds.subject})
-    return tuple(out)
 
 
 @register("dcgan")
@@ -275,7 +246,7 @@ def _volume_pairs(data: Path | None, profile: Profile, cfg):
 
     from ...data.datasets import RegistrationPairs
     from ...data.make import ensure_dataset
-    from .volumes import load_ixi
+    from ...data.sets import load_ixi
 
     volumes, labels = load_ixi(Path(data) if data is not None else ensure_dataset("ixi", profile.name), labels=True)
     shape = [min(v.shape[1 + a] for v in volumes) // 16 * 16 for a in range(3)]

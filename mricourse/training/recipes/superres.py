@@ -91,10 +91,10 @@ def _sr_evaluate(net, lr, hr, factor, dims: int) -> dict:
 def _msfusion(overrides: dict, data: Path | None, profile: Profile) -> Task:
     """Multi-scale fusion CNN (Liu 2018) on T1-weighted slices, MSE on random patches of 32 HR
     pixels. Evaluation: PSNR and SSIM (border-cropped) on held-out slices, beside cubic splines."""
+    from ...data.sets import load_slices
     from ...degrade import factors
     from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
     from ..fit import supervised_step
-    from .slices import load_slices
 
     cfg = apply_overrides(MultiScaleFusionConfig.for_profile(profile), overrides)
     f = factors(cfg.factor, 2)
@@ -123,9 +123,9 @@ def _srgan(overrides: dict, data: Path | None, profile: Profile) -> Task:
     of the generator's learning rate; the last volumes (about 1 in 6) are held out. Evaluation:
     PSNR and SSIM of whole held-out volumes, beside cubic splines."""
     from ...data.make import ensure_dataset
+    from ...data.sets import load_ixi
     from ...degrade import factors
     from ...models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
-    from .volumes import load_ixi
 
     cfg = apply_overrides(SRGANConfig.for_profile(profile), overrides)
     f = factors(cfg.factor, 3)

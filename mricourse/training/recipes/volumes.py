@@ -1,5 +1,5 @@
-"""Training tasks on 3D volumes: ``vox2vox`` (chapter 6) on BraTS-layout cases, and the volume
-readers of the 3D tasks (BraTS cases, IXI volumes).
+"""Training tasks on 3D volumes: ``vox2vox`` (chapter 6) on BraTS-layout cases, (the volume readers are in
+:mod:`mricourse.data.sets`).
 
 ``--data`` is a folder of BraTS case folders (``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz``:
 the real BraTS 2020/2021 checked by ``data_scripts/prepare_brats.py``, or the course's
@@ -13,48 +13,9 @@ from pathlib import Path
 
 import torch
 
+from ...data.sets import load_brats
 from ...profile import Profile
 from . import Task, apply_overrides, register
-
-__all__ = ["load_brats", "load_ixi"]
-
-
-def load_brats(root: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Every labelled case under ``root`` as ``(images (4, D, H, W) z-scored over the brain,
-    classes (1, D, H, W) int64 in 0-3)``, read by :class:`mricourse.data.datasets.BratsVolumes`."""
-    from ...data.datasets import BratsVolumes
-
-    cases = [c for c in BratsVolumes(root) if "seg" in c]
-    if len(cases) < 2:
-        raise ValueError(
-            f"{root}: expected at least 2 BraTS cases with a segmentation (training and validation), got {len(cases)}"
-        )
-    return [(c["image"], c["seg"][None].long()) for c in cases]
-
-
-def load_ixi(root: Path, labels: bool = False):
-    """The T1-weighted volumes of an IXI folder (``IXI-T1/*.nii.gz``) as (1, D, H, W) tensors with
-    the brain's bright end at 1 (:class:`mricourse.data.datasets.NiftiVolumes`); with ``labels``
-    also, per volume, its (1, D, H, W) int64 tissue labels from ``ground_truth/`` (written by
-    ``make_data.py ixi``) or None (real IXI)."""
-    import numpy as np
-
-    from ...data.datasets import NiftiVolumes
-    from ...data.nifti import read_nifti
-
-    files = sorted((Path(root) / "IXI-T1").glob("*.nii.gz"))
-    if len(files) < 2:
-        raise FileNotFoundError(
-            f"{Path(root) / 'IXI-T1'}: expected at least 2 IXI T1 volumes; make them with python data_scripts/make_data.py ixi"
-        )
-    volumes = [item["image"] for item in NiftiVolumes(files)]
-    if not labels:
-        return volumes
-    segs = []
-    for f in files:
-        path = Path(root) / "ground_truth" / f.name.replace("-T1.nii.gz", "-labels.nii.gz")
-        segs.append(torch.from_numpy(read_nifti(path, np.int64, hint="ixi")[0])[None] if path.exists() else None)
-    return volumes, segs
 
 
 @register("vox2vox")
