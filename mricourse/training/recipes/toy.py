@@ -42,7 +42,8 @@ def build(profile, data, overrides, seed) -> Recipe:
     steps = profile.pick(smoke=20, cpu=200, gpu=2000)
 
     def evaluate(modules, val_set):
-        xv, yv = val_set.tensors
+        device = next(modules["model"].parameters()).device
+        xv, yv = (t.to(device) for t in val_set.tensors)
         with torch.no_grad():
             return {"mse": float(nn.functional.mse_loss(modules["model"](xv), yv))}
 
