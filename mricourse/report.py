@@ -91,6 +91,27 @@ def chapter_table(chapter: str, r: dict) -> Table:
     return Table([[k] + [v.get(c, "") for c in cols] for k, v in rows.items()], ["method", *cols], chapter)
 
 
+def training_table(chapter: str, r: dict) -> Table | None:
+    """The chapter's trained models (``save_results(..., training=...)``, from
+    :meth:`mricourse.Recipe.report`): recipe, seed, steps done of planned, whether a safety stop
+    fired, and the hash of the final weights (``mricourse train`` prints the same one)."""
+    runs = r.get("training") or {}
+    if not runs:
+        return None
+    rows = [
+        [
+            model,
+            t.get("recipe", ""),
+            t.get("seed", ""),
+            f"{t.get('steps', '?')} of {t.get('steps_planned', '?')}",
+            t.get("stopped") or "no",
+            str(t.get("weights_sha256", ""))[:16],
+        ]
+        for model, t in runs.items()
+    ]
+    return Table(rows, ["model", "recipe", "seed", "steps", "stopped early", "weights (SHA-256)"], f"{chapter}: training")
+
+
 def _markdown(blocks: list) -> str:
     return "\n".join(b.to_markdown() if isinstance(b, Table) else b for b in blocks)
 
@@ -121,6 +142,8 @@ def _page_blocks(results: dict[str, dict]) -> list:
             chapter_table(chapter, r),
             "",
         ]
+        if training_table(chapter, r) is not None:
+            parts += [training_table(chapter, r), ""]
         if chapter in PAPER:
             parts += [f"*The paper's figure (real data, full scale, not measured here):* {PAPER[chapter]}", ""]
         if r.get("notes"):

@@ -40,3 +40,12 @@ def test_markdown_has_a_table_per_chapter_and_paper_figures(tmp_path, monkeypatc
 
 def test_no_results():
     assert "No results yet" in render_markdown({})
+
+
+def test_the_training_table_shows_steps_stops_and_the_weights_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRICOURSE_RESULTS", str(tmp_path))
+    r = mc.recipe("toy", "smoke", seed=1)
+    history = r.fit(progress=False)
+    mc.save_results("00_toy", {"model": {"mse": 0.1}}, training={"toy model": r.report(history)})
+    md = render_markdown(mc.load_results(tmp_path))
+    assert f"| toy model | toy | 1 | 20 of 20 | no | {r.weights_hash()[:16]} |" in md

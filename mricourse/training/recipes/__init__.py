@@ -145,6 +145,19 @@ class Recipe:
         cfg = TrainConfig(**train)
         return fit(self.step_fn(modules), self.loader(), cfg, self.state(modules), self.record(), self.local_state)
 
+    def report(self, history: History) -> dict:
+        """What a results file records of a run: recipe, seed, steps done and planned, the
+        safety stop if it fired, seconds, and the hash of the final weights."""
+        return {
+            "recipe": self.name,
+            "seed": self.seed,
+            "steps": history.steps_done,
+            "steps_planned": self.steps,
+            "stopped": history.stopped,
+            "seconds": history["time"][-1] if history.get("time") else 0.0,
+            "weights_sha256": self.weights_hash(),
+        }
+
     def weights_hash(self) -> str:
         """SHA-256 of every module's state (parameters and buffers): equal hashes, equal models."""
         return weights_hash(self.modules)
