@@ -91,3 +91,21 @@ def test_config_overrides():
     assert cfg.width == 4 and cfg.lr == 0.1
     with pytest.raises(ValueError, match="unknown config field"):
         apply_overrides(ToyConfig(), {"depth": "3"})
+
+
+def test_collectives_run_on_the_models_device(monkeypatch):
+    """The tensors all_reduce_mean hands to the collective live on the device it is given (the
+    model's: NCCL reduces CUDA tensors only), and fit passes the model's device."""
+    from mricourse.training import distributed
+    from mricourse.training import fit as fit_module
+
+    seen = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "all_reduce", lambda t: seen.append(t.device))
+    assert distributed.all_reduce_mean(3.0, "cpu") == 1.5 and seen == [torch.device("cpu")]  # (the mock adds nothing)
+    with pytest.raises(RuntimeError, match="meta"):  # a meta tensor has no value to read back, but it reached the collective
+        distributed.all_reduce_mean(3.0, torch.device("meta"))
+    assert seen[-1] == torch.device("meta")
+    model = torch.nn.Linear(2, 1)
+    assert fit_module._device_of({"model": model, "opt": torch.optim.SGD(model.parameters(), lr=0.1)}) == torch.device("cpu")
+    assert fit_module._device_of({}) == torch.device("cpu")
