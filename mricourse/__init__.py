@@ -95,7 +95,7 @@ from .metrics import (
     ssim,
 )
 from .models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
-from .models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, UnpairedDataset
+from .models.cyclegan import CycleGANConfig, ImagePool, ResnetGenerator, cyclegan_networks, cyclegan_step
 from .models.dae import DAE, DAEConfig, add_gaussian_noise
 from .models.dcgan import (
     DCGANConfig,

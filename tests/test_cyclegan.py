@@ -2,7 +2,27 @@ import pytest
 import torch
 
 import mricourse as mc
-from mricourse.models.cyclegan import CycleGAN, CycleGANConfig, ImagePool, ResnetGenerator, cycle_loss, lsgan_loss
+from mricourse.data.unpaired import UnpairedSlices
+from mricourse.models.cyclegan import (
+    CycleGANConfig,
+    ImagePool,
+    ResnetGenerator,
+    cycle_loss,
+    cyclegan_networks,
+    cyclegan_step,
+    lsgan_loss,
+    translate,
+)
+
+
+def _parts(cfg):
+    """The four networks, their two optimisers and the two image pools."""
+    modules = cyclegan_networks(cfg)
+    opts = {
+        "opt_G": torch.optim.Adam([*modules["G_AB"].parameters(), *modules["G_BA"].parameters()], lr=cfg.lr, betas=(0.5, 0.999)),
+        "opt_D": torch.optim.Adam([*modules["D_A"].parameters(), *modules["D_B"].parameters()], lr=cfg.lr, betas=(0.5, 0.999)),
+    }
+    return modules, opts, {"A": ImagePool(cfg.pool_size, seed=0), "B": ImagePool(cfg.pool_size, seed=1)}
 
 
 @pytest.mark.parametrize("size", [(64, 64), (63, 70), (45, 33)])
@@ -64,12 +84,20 @@ def test_one_pair_overfit_with_the_paired_loss():
 
 def test_cyclegan_step_is_finite_and_reduces_cycle_loss():
     torch.manual_seed(0)
-    model = CycleGAN(CycleGANConfig.smoke())
+    cfg = CycleGANConfig.smoke()
+    modules, opts, pools = _parts(cfg)
     batch = (torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1)
-    hist = [model.step(batch) for _ in range(30)]
+    hist = [cyclegan_step(modules, opts, batch, cfg=cfg, pools=pools) for _ in range(30)]
     assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in hist)
     assert hist[-1]["cycle"] < hist[0]["cycle"]
-    assert model.translate(batch[0], "BA").shape == (2, 1, 32, 32)
+    assert translate(modules["G_BA"], batch[0]).shape == (2, 1, 32, 32)
+    assert all(p.requires_grad for m in modules.values() for p in m.parameters())  # the discriminators thawed again
+
+
+def test_the_networks_own_no_optimiser():
+    for m in cyclegan_networks(CycleGANConfig.smoke()).values():
+        assert not any(isinstance(v, torch.optim.Optimizer) for v in vars(m).values())
+        assert not hasattr(m, "step")
 
 
 @pytest.mark.parametrize("n_layers,expected", [(1, 16), (2, 34), (3, 70)])
@@ -79,12 +107,17 @@ def test_receptive_field(n_layers, expected):
     assert receptive_field(mc.PatchDiscriminator(1, ndf=4, n_layers=n_layers, norm="none")) == expected
 
 
-def test_unpaired_dataset_draws_random_partners():
-    from mricourse.models.cyclegan import UnpairedDataset
-
-    ds = UnpairedDataset(torch.arange(4.0), torch.arange(100.0))
+def test_unpaired_slices_draw_random_partners_from_the_seed():
+    ds = UnpairedSlices(torch.arange(4.0).view(4, 1, 1, 1), torch.arange(100.0).view(100, 1, 1, 1))
     partners = {float(ds[0][1]) for _ in range(20)}
     assert len(ds) == 4 and len(partners) > 5
+    torch.manual_seed(7)
+    first = [ds[i] for i in (0, 1, 2, 3, 0)]
+    torch.manual_seed(7)
+    again = [ds[i] for i in (0, 1, 2, 3, 0)]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    with pytest.raises(ValueError, match="one size"):
+        UnpairedSlices(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))
 
 
 def test_intensity_mapping_matches_the_reference_histogram():
@@ -115,16 +148,29 @@ def test_linear_decay_schedule():
         mc.LinearDecaySchedule(opt, lr=0.1, steps=10, decay_from=1.0)
 
 
-def test_cyclegan_schedule_and_identity_loss():
-    torch.manual_seed(0)
-    cfg = CycleGANConfig.smoke()
-    cfg.lambda_identity = 0.5
-    model = CycleGAN(cfg, steps=4)
-    batch = (torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1)
-    losses = [model.step(batch) for _ in range(4)]
-    assert losses[0]["identity"] > 0 and all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in losses)
-    assert model.opt_G.param_groups[0]["lr"] == 0 and model.opt_D.param_groups[0]["lr"] == 0
-    assert CycleGAN(cfg).opt_G.param_groups[0]["lr"] == cfg.lr  # no steps: constant
+def test_cyclegan_recipe_schedule_and_identity_loss():
+    """The recipe's learning rates are constant, then linear to zero at its last step; the
+    identity loss is on with ``lambda_identity``."""
+    r = mc.recipe("cyclegan", "smoke", overrides={"lambda_identity": "0.5"})
+    r.set_steps(4)
+    assert set(r.modules) == {"G_AB", "G_BA", "D_A", "D_B"} and set(r.local_state) == {"pool_A", "pool_B"}
+    assert r.optimizers["opt_G"].param_groups[0]["lr"] == r.config.lr
+    history = r.fit(progress=False)
+    assert history["identity"][-1] > 0 and all(torch.isfinite(torch.tensor(v)).all() for v in history.values())
+    assert r.optimizers["opt_G"].param_groups[0]["lr"] == 0 and r.optimizers["opt_D"].param_groups[0]["lr"] == 0
+    scores = r.evaluate(r.modules, r.val_set)
+    assert set(scores) == {"mae", "psnr", "ssim"} and 0 < scores["mae"] < 1.5
+
+
+def test_the_chapter_slices_are_unpaired_by_subject():
+    from mricourse.training.recipes.cyclegan import t1t2_slices
+
+    train, test = t1t2_slices(None, mc.profile("smoke"))
+    r = mc.recipe("unet_t1t2", "smoke")
+    assert len(r.train_set) == len(train["images"]) and r.val_set.shape == test["images"].shape
+    ds = mc.recipe("cyclegan", "smoke").train_set
+    assert len(ds.a) + len(ds.b) == len(train["images"])  # T1w of one half of the subjects, T2w of the other
+    assert float(test["images"].max()) <= 1.5 and float(ds.a.min()) >= -1
 
 
 def test_stacked_discriminator_call_equals_separate_calls():

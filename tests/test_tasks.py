@@ -19,6 +19,7 @@ DATA = {
     "dcgan": "slices",
     "dae": "slices",
     "cyclegan": "slices",
+    "unet_t1t2": "slices",
     "voxelmorph": "slices",
     "vox2vox": "brats",
     "msfusion": "slices",
@@ -77,8 +78,8 @@ def test_gan_resumes_exactly(task, tiny_data, tmp_path):
             for i, s in sd["state"].items():
                 assert torch.equal(s["exp_avg"], b["state"][name]["state"][i]["exp_avg"]), (name, i)
         else:
-            for k, v in sd.items():
-                assert torch.equal(v, b["state"][name][k]), (name, k)
+            for k, v in sd.items():  # module weights, and the schedules' step counts
+                assert torch.equal(v, b["state"][name][k]) if torch.is_tensor(v) else v == b["state"][name][k], (name, k)
 
 
 def test_unknown_task_names_the_tasks(tmp_path, capsys):

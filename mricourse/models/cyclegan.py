@@ -12,7 +12,9 @@ generator loss is
           + lambda_identity lambda_cycle (|G_AB(b) - b|_1 + |G_BA(a) - a|_1)
 
 and each discriminator minimises ``0.5 (L_lsgan(D(real), 1) + L_lsgan(D(pool(fake)), 0))``, with
-fakes drawn from a pool of past generated images.
+fakes drawn from a pool of past generated images. The networks are plain modules
+(:func:`cyclegan_networks`); the alternating update is :func:`cyclegan_step`; the optimisers, the
+learning-rate decay and the data belong to the training recipe (``mc.recipe("cyclegan")``).
 """
 
 from __future__ import annotations
@@ -23,18 +25,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..layers import PatchDiscriminator
 from ..profile import Profile
-from ..training.schedules import LinearDecaySchedule
 
 __all__ = [
     "CycleGANConfig",
     "ResnetGenerator",
     "ImagePool",
-    "CycleGAN",
-    "UnpairedDataset",
+    "cyclegan_networks",
+    "cyclegan_step",
+    "translate",
     "lsgan_loss",
     "cycle_loss",
     "receptive_field",
@@ -178,100 +179,81 @@ def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
     return (reconstructed - real).abs().mean()
 
 
-class CycleGAN(nn.Module):
-    """The four networks, their optimisers and the alternating update (:meth:`step`)."""
-
-    def __init__(self, cfg: CycleGANConfig, steps: int | None = None):
-        """With ``steps``, both learning rates follow CycleGAN's
-        schedule, :class:`~mricourse.training.schedules.LinearDecaySchedule` (constant, then linear to zero from
-        ``cfg.decay_from`` of the run), advanced by :meth:`step`; without, they stay constant."""
-        super().__init__()
-        self.cfg = cfg
-        c = cfg.in_chans
-        self.G_AB, self.G_BA = ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks), ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks)
-        self.D_A = PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance")
-        self.D_B = PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance")
-        betas = (cfg.beta1, 0.999)
-        self.opt_G = torch.optim.Adam([*self.G_AB.parameters(), *self.G_BA.parameters()], lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam([*self.D_A.parameters(), *self.D_B.parameters()], lr=cfg.lr, betas=betas)
-        self.pool_A, self.pool_B = ImagePool(cfg.pool_size, seed=0), ImagePool(cfg.pool_size, seed=1)
-        self.schedules = (
-            [LinearDecaySchedule(o, cfg.lr, steps, cfg.decay_from) for o in (self.opt_G, self.opt_D)]
-            if steps
-            else []
-        )
-
-    def step(self, batch) -> dict[str, float]:
-        """One CycleGAN update on an unpaired batch ``(real_A, real_B)`` in [-1, 1].
-
-        Images that go through the same network are stacked into one call (instance norm is per
-        image, so this equals separate calls, in less time): ``G_AB`` translates ``real_A`` and,
-        for the identity loss, ``real_B`` together, and each discriminator scores real and pooled
-        fake images together."""
-        device = next(self.parameters()).device
-        real_A, real_B = (x.to(device) for x in batch)
-        cfg, n = self.cfg, len(real_A)
-        self.train()
-        # 1. generators, with the discriminators frozen
-        for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
-            p.requires_grad_(False)
-        idt = cfg.lambda_identity > 0
-        fake_B, idt_B = _split(self.G_AB(torch.cat([real_A, real_B]) if idt else real_A), n)
-        fake_A, idt_A = _split(self.G_BA(torch.cat([real_B, real_A]) if idt else real_B), n)
-        rec_A, rec_B = self.G_BA(fake_B), self.G_AB(fake_A)
-        loss_gan = lsgan_loss(self.D_B(fake_B), True) + lsgan_loss(self.D_A(fake_A), True)
-        loss_cycle = cfg.lambda_cycle * (cycle_loss(real_A, rec_A) + cycle_loss(real_B, rec_B))
-        loss_idt = torch.zeros((), device=device)
-        if idt:
-            loss_idt = cfg.lambda_identity * cfg.lambda_cycle * (cycle_loss(real_B, idt_B) + cycle_loss(real_A, idt_A))
-        loss_G = loss_gan + loss_cycle + loss_idt
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
-        # 2. discriminators, on real images and pooled past fakes
-        for p in [*self.D_A.parameters(), *self.D_B.parameters()]:
-            p.requires_grad_(True)
-        d_real_B, d_fake_B = _split(self.D_B(torch.cat([real_B, self.pool_B.query(fake_B)])), n)
-        d_real_A, d_fake_A = _split(self.D_A(torch.cat([real_A, self.pool_A.query(fake_A)])), n)
-        loss_D_B = 0.5 * (lsgan_loss(d_real_B, True) + lsgan_loss(d_fake_B, False))
-        loss_D_A = 0.5 * (lsgan_loss(d_real_A, True) + lsgan_loss(d_fake_A, False))
-        self.opt_D.zero_grad(set_to_none=True)
-        (loss_D_A + loss_D_B).backward()
-        self.opt_D.step()
-        for schedule in self.schedules:
-            schedule.step()
-        return {
-            "G_gan": loss_gan.item(),
-            "cycle": loss_cycle.item(),
-            "identity": loss_idt.item(),
-            "D": (loss_D_A + loss_D_B).item(),
-        }
-
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AB", batch_size: int = 16) -> torch.Tensor:
-        """Translate images in [-1, 1] with ``G_AB`` ('AB') or ``G_BA`` ('BA'), in eval mode."""
-        if direction not in ("AB", "BA"):
-            raise ValueError(f"translate: expected direction 'AB' or 'BA', got {direction!r}")
-        g = self.G_AB if direction == "AB" else self.G_BA
-        g.eval()
-        device = next(g.parameters()).device
-        return torch.cat([g(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+def cyclegan_networks(cfg: CycleGANConfig) -> dict[str, nn.Module]:
+    """The four trained networks: generators ``G_AB: A -> B`` and ``G_BA: B -> A`` (ResNet
+    generators) and PatchGAN discriminators ``D_A`` (real A or not) and ``D_B``."""
+    c = cfg.in_chans
+    return {
+        "G_AB": ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks),
+        "G_BA": ResnetGenerator(c, c, cfg.ngf, cfg.n_blocks),
+        "D_A": PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance"),
+        "D_B": PatchDiscriminator(c, cfg.ndf, cfg.n_layers, dims=2, norm="instance"),
+    }
 
 
-class UnpairedDataset(Dataset):
-    """Unpaired samples ``(a_i, b_j)``: item ``i`` of domain A with a random item of domain B,
-    drawn anew at every access, so no pairing can be learnt."""
+def cyclegan_step(modules: dict, optimizers: dict, batch, *, cfg: CycleGANConfig, pools: dict) -> dict[str, float]:
+    """One CycleGAN update on an unpaired batch ``(real_A, real_B)``, each (B, C, H, W) in [-1, 1].
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, seed: int = 0):
-        self.a, self.b = a, b
-        self.gen = torch.Generator().manual_seed(seed)
+    ``modules``: ``G_AB``, ``G_BA``, ``D_A``, ``D_B`` (:func:`cyclegan_networks`); ``optimizers``:
+    ``opt_G`` (both generators) and ``opt_D`` (both discriminators); ``pools``: ``{"A": ImagePool,
+    "B": ImagePool}`` of past generated images of each domain. First the generators, with the
+    discriminators frozen, then the discriminators on real images and pooled past fakes. The
+    learning rates belong to the schedules, which the caller advances.
 
-    def __len__(self) -> int:
-        return len(self.a)
+    Images that go through the same network are stacked into one call (instance norm is per
+    image, so this equals separate calls, in less time): ``G_AB`` translates ``real_A`` and,
+    for the identity loss, ``real_B`` together, and each discriminator scores real and pooled
+    fake images together."""
+    G_AB, G_BA, D_A, D_B = (modules[k] for k in ("G_AB", "G_BA", "D_A", "D_B"))
+    opt_G, opt_D = optimizers["opt_G"], optimizers["opt_D"]
+    device = next(G_AB.parameters()).device
+    real_A, real_B = (x.to(device) for x in batch)
+    n = len(real_A)
+    for m in (G_AB, G_BA, D_A, D_B):
+        m.train()
+    # 1. generators, with the discriminators frozen
+    for p in [*D_A.parameters(), *D_B.parameters()]:
+        p.requires_grad_(False)
+    idt = cfg.lambda_identity > 0
+    fake_B, idt_B = _split(G_AB(torch.cat([real_A, real_B]) if idt else real_A), n)
+    fake_A, idt_A = _split(G_BA(torch.cat([real_B, real_A]) if idt else real_B), n)
+    rec_A, rec_B = G_BA(fake_B), G_AB(fake_A)
+    loss_gan = lsgan_loss(D_B(fake_B), True) + lsgan_loss(D_A(fake_A), True)
+    loss_cycle = cfg.lambda_cycle * (cycle_loss(real_A, rec_A) + cycle_loss(real_B, rec_B))
+    loss_idt = torch.zeros((), device=device)
+    if idt:
+        loss_idt = cfg.lambda_identity * cfg.lambda_cycle * (cycle_loss(real_B, idt_B) + cycle_loss(real_A, idt_A))
+    loss_G = loss_gan + loss_cycle + loss_idt
+    opt_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    opt_G.step()
+    # 2. discriminators, on real images and pooled past fakes
+    for p in [*D_A.parameters(), *D_B.parameters()]:
+        p.requires_grad_(True)
+    d_real_B, d_fake_B = _split(D_B(torch.cat([real_B, pools["B"].query(fake_B)])), n)
+    d_real_A, d_fake_A = _split(D_A(torch.cat([real_A, pools["A"].query(fake_A)])), n)
+    loss_D_B = 0.5 * (lsgan_loss(d_real_B, True) + lsgan_loss(d_fake_B, False))
+    loss_D_A = 0.5 * (lsgan_loss(d_real_A, True) + lsgan_loss(d_fake_A, False))
+    opt_D.zero_grad(set_to_none=True)
+    (loss_D_A + loss_D_B).backward()
+    opt_D.step()
+    return {
+        "G_gan": loss_gan.item(),
+        "cycle": loss_cycle.item(),
+        "identity": loss_idt.item(),
+        "D": (loss_D_A + loss_D_B).item(),
+    }
 
-    def __getitem__(self, i: int):
-        j = int(torch.randint(len(self.b), (1,), generator=self.gen))
-        return self.a[i], self.b[j]
+
+@torch.no_grad()
+def translate(generator: nn.Module, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Translate images (N, C, H, W) in [-1, 1] with ``generator`` (``G_AB`` or ``G_BA``), in
+    eval mode and in batches of ``batch_size``, on the generator's device; returned on the CPU."""
+    if x.ndim != 4:
+        raise ValueError(f"translate: expected images (N, C, H, W), got shape {tuple(x.shape)}")
+    generator.eval()
+    device = next(generator.parameters()).device
+    return torch.cat([generator(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
 
 
 def receptive_field(disc: nn.Module, size: int = 160) -> int:

@@ -1,5 +1,4 @@
-"""Training tasks on 2D brain slices: ``dcgan`` and ``dae`` (chapter 4), ``cyclegan`` (chapter 5),
-``voxelmorph`` (chapter 8).
+"""Training tasks on 2D brain slices: ``dcgan`` and ``dae`` (chapter 4), ``voxelmorph`` (chapter 8).
 
 They read the ``slices`` data set (``train.npz``, ``test.npz`` written by
 ``python data_scripts/make_data.py slices``) from ``--data``, or, without ``--data``, synthesise
@@ -123,57 +122,6 @@ def _dae(overrides: dict, data: Path | None, profile: Profile) -> Task:
         steps=profile.pick(smoke=4, cpu=600, gpu=10_000),
         val_set=test["images"],
         evaluate=evaluate,
-    )
-
-
-@register("cyclegan")
-def _cyclegan(overrides: dict, data: Path | None, profile: Profile) -> Task:
-    """CycleGAN (Welander 2018) T1 <-> T2, unpaired: T1 slices of the first half of the training
-    subjects, T2 slices of the other half. Evaluation: T1 -> T2 of held-out subjects against their
-    true T2 (PSNR, SSIM, MAE on [0, 1.5])."""
-    from ...metrics import psnr, ssim
-    from ...models.cyclegan import CycleGAN, CycleGANConfig, UnpairedDataset
-
-    cfg = apply_overrides(CycleGANConfig.for_profile(profile), overrides)
-    train, test = load_slices(data, profile, ("T1w", "T2w"))
-
-    def to_gan(x):  # [0, CLIP] -> [-1, 1]
-        return x.clamp(0, CLIP) / CLIP * 2 - 1
-
-    first = train["subject"] < train["subject"].float().median()  # disjoint subjects per domain
-    pairs = UnpairedDataset(to_gan(train["images"][first, :1]), to_gan(train["images"][~first, 1:]))
-    gan = CycleGAN(cfg)
-    parts = ("G_AB", "G_BA", "D_A", "D_B")
-
-    def make_step(modules, optimizers):
-        for name in parts:  # the (DDP-wrapped) parts replace the model's own
-            setattr(gan, name, modules[name])
-        return gan.step
-
-    def evaluate(modules, val_set):
-        g = modules["G_AB"].eval()
-        device = next(g.parameters()).device
-        t1, t2 = val_set[:, :1].clamp(0, CLIP), val_set[:, 1:].clamp(0, CLIP)
-        with torch.no_grad():
-            fake = torch.cat([g(to_gan(t1[i : i + 16]).to(device)).cpu() for i in range(0, len(t1), 16)])
-        fake = (fake.clamp(-1, 1) + 1) / 2 * CLIP
-        return {
-            "psnr": psnr(t2, fake, data_range=CLIP),
-            "ssim": float(ssim(t2, fake, data_range=CLIP)),
-            "mae": float((fake - t2).abs().mean()),
-        }
-
-    return Task(
-        cfg,
-        {name: getattr(gan, name) for name in parts},
-        {"opt_G": gan.opt_G, "opt_D": gan.opt_D},
-        make_step,
-        pairs,
-        batch_size=profile.pick(smoke=2, cpu=4, gpu=8),
-        steps=profile.pick(smoke=4, cpu=1500, gpu=20_000),
-        val_set=test["images"],
-        evaluate=evaluate,
-        local_state={"pool_A": gan.pool_A, "pool_B": gan.pool_B, "pairing": pairs.gen},
     )
 
 
