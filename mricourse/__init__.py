@@ -43,6 +43,7 @@ from .data import (
     CONTRASTS,
     Atlas,
     BratsVolumes,
+    CineCrops,
     CineSubject,
     FastMRISlices,
     NiftiVolumes,
@@ -56,6 +57,7 @@ from .data import (
     data_dir,
     ensure_dataset,
     load_atlas,
+    load_cine,
     make_subject,
     multicoil_kspace,
     read_brats_case,
@@ -94,7 +96,15 @@ from .metrics import (
     psnr,
     ssim,
 )
-from .models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
+from .models.cascade import (
+    CascadeConfig,
+    CascadeNet,
+    DataConsistency,
+    SpaceTimeConv,
+    cascade_step,
+    data_consistency,
+    data_sharing,
+)
 from .models.cyclegan import CycleGANConfig, ImagePool, ResnetGenerator, cyclegan_networks, cyclegan_step
 from .models.dae import DAE, DAEConfig, add_gaussian_noise
 from .models.dcgan import (

@@ -1,4 +1,5 @@
-"""DC-CNN: data consistency, data sharing, shapes (2D / 2D+t, odd sizes) and one-batch overfitting."""
+"""DC-CNN: data consistency, data sharing, shapes (2D / 2D+t, odd sizes) and one-batch overfitting
+through the update step; the recipe's dims override."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import pytest
 import torch
 
 import mricourse as mc
-from mricourse.models.cascade import CascadeConfig, CascadeNet, DataConsistency, SpaceTimeConv, data_consistency, data_sharing
+from mricourse.models.cascade import (
+    CascadeConfig,
+    CascadeNet,
+    DataConsistency,
+    SpaceTimeConv,
+    cascade_step,
+    data_consistency,
+    data_sharing,
+)
 
 
 def _randc(*shape, seed=0):
@@ -154,14 +163,15 @@ def test_overfits_one_batch(dims):
     mask = mc.kt_mask(t, w, 4, center_lines=2, seed=0)
     k0 = mask * mc.fft2c(image)
     net = CascadeNet(CascadeConfig(dims=dims, num_cascades=2, num_convs=3, chans=8, sharing=(0, 1) if dims == 3 else ()))
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
+    modules, optimizers = {"model": net}, {"opt": torch.optim.Adam(net.parameters(), lr=5e-3)}
+    batch = ((k0, mask), image)  # the recipe's batch: ((masked k-space, masks), images)
     start = float((mc.ifft2c(k0) - image).abs().pow(2).mean())
     for _ in range(60):
-        loss = (net(k0, mask) - image).abs().pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.1 * start
+        losses = cascade_step(modules, optimizers, batch)
+    assert set(losses) == {"loss"} and isinstance(losses["loss"], float)
+    assert losses["loss"] < 0.1 * start
+    with torch.no_grad():
+        assert float((net(k0, mask) - image).abs().pow(2).mean()) < 0.1 * start  # the loss is the complex MSE
 
 
 @pytest.mark.parametrize("circular", [True, False])
@@ -186,3 +196,18 @@ def test_iterates_start_zero_filled_and_end_with_the_output():
     steps = net.iterates(k0, mask)
     assert len(steps) == net.cfg.num_cascades + 1
     assert torch.allclose(steps[0], mc.ifft2c(k0)) and torch.allclose(steps[-1], net(k0, mask))
+
+
+def test_the_recipe_picks_the_preset_of_dims(tiny_data):
+    """``overrides={"dims": "2"}`` is the profile's 2D preset, not the 2D+t one with its data sharing
+    dropped; other overrides apply on top; a bad dims is a config error."""
+    r2 = mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "2"})
+    r3 = mc.recipe("cascade", "smoke", data=tiny_data["cine"])  # dims=3 by default
+    assert r2.config == CascadeConfig.smoke(2) and r3.config == CascadeConfig.smoke(3)
+    r = mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "3", "num_cascades": "1"})
+    assert r.config.num_cascades == 1 and r.config.sharing == CascadeConfig.smoke(3).sharing
+    assert r.schedules["opt"].lr_at(0) == r.settings["lr"] and r.schedules["opt"].lr_at(r.steps) == 0
+    with pytest.raises(ValueError, match="dims = 2 or 3"):
+        mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "4"})
+    with pytest.raises(ValueError, match="needs dims = 3"):
+        mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "2", "sharing": "0,1"})

@@ -1,4 +1,5 @@
-"""The dynamic cardiac phantom: determinism, shapes, anatomy that moves as a heart does."""
+"""The dynamic cardiac phantom: determinism, shapes, anatomy that moves as a heart does; the data set
+on disk, read back by split, and the cascade's training samples."""
 
 from __future__ import annotations
 
@@ -110,3 +111,47 @@ def test_cine_data_set_on_disk(tmp_path):
     assert torch.allclose(mc.ifft2c(d["kspace"]).abs(), d["target"], atol=1e-4)
     labels = np.load(folder / "ground_truth" / f"{files[1].stem}-labels.npz")["labels"]
     assert (labels == s.labels.numpy()).all()
+
+
+def test_load_cine_reads_back_the_subjects_of_each_split(tmp_path):
+    from mricourse.data import make
+
+    params = dict(train=2, val=1, test=2, size=32, frames=6, fov=0.6, seed=3)
+    folder = make.make_dataset("cine", params, tmp_path, verbose=False)
+    start = 0
+    for split, n in (("train", 2), ("val", 1), ("test", 2)):
+        d = mc.load_cine(folder, split)
+        ref = cine_sequences(n, size=32, frames=6, seed=3, fov=0.6, start=start)  # the subjects of the split
+        assert d["images"].shape == (n, 6, 32, 32) and d["images"].dtype == torch.complex64
+        assert torch.allclose(d["images"], ref["images"], atol=1e-5)
+        assert torch.equal(d["labels"], ref["labels"]) and torch.equal(d["subject"], ref["subject"])
+        assert torch.allclose(d["heart_rate"], ref["heart_rate"])
+        start += n
+    with pytest.raises(ValueError, match="split"):
+        mc.load_cine(folder, "validation")
+    with pytest.raises(FileNotFoundError, match="make_data.py cine"):
+        mc.load_cine(tmp_path / "nowhere")
+
+
+def test_cine_crops_draw_from_torchs_generator():
+    """Same seed, same samples (the recipe's runs repeat and resume exactly); another seed, others.
+    A sample is a band of rows of the rolled sequence and its k-t undersampled k-space."""
+    images = cine_sequences(3, size=32, frames=6, seed=0, fov=0.6)["images"]
+    ds = mc.CineCrops(images, crop=8, center_lines=2)
+    assert len(ds) == 3
+
+    def draw(seed):
+        torch.manual_seed(seed)
+        return [ds[i] for i in (0, 2, 1, 0)]
+
+    a, b, c = draw(0), draw(0), draw(1)
+    flat = [[t for (k, m), x in items for t in (k, m, x)] for items in (a, b, c)]
+    assert all(torch.equal(u, v) for u, v in zip(flat[0], flat[1]))
+    assert not all(torch.equal(u, v) for u, v in zip(flat[0], flat[2]))
+    (k0, mask), x = a[0]
+    assert k0.shape == x.shape == (6, 8, 32) and mask.shape == (6, 1, 32)
+    assert torch.equal(k0, mask * mc.fft2c(x)) and 4 <= mc.acceleration(mask) <= 9
+    rows = [images[0].roll(s, 0)[:, top : top + 8] for s in range(6) for top in range(32 - 8 + 1)]
+    assert any(torch.equal(x, r) for r in rows)  # a band of read-out rows, the heart beat rolled
+    with pytest.raises(TypeError):
+        mc.CineCrops(images.abs(), crop=8, center_lines=2)

@@ -16,6 +16,7 @@ Dynamic data are (B, T, H, W) complex, T frames along dim 1; masks (B|1, T, 1, W
 reconstructs every frame on its own (2D convolutions over (H, W), frames folded into the batch);
 ``dims=3`` convolves over (T, H, W) and, with ``sharing``, feeds each cascade the data-sharing
 images: frame t's unsampled k-space filled with the mean of the samples of frames t-d..t+d.
+:func:`cascade_step` is the update step: the mean squared error of the complex image.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from torch import nn
 
 from ..fft import fft2c, from_channels, ifft2c, to_channels
 
-__all__ = ["CascadeConfig", "CascadeNet", "DataConsistency", "SpaceTimeConv", "data_consistency", "data_sharing"]
+__all__ = [
+    "CascadeConfig",
+    "CascadeNet",
+    "DataConsistency",
+    "SpaceTimeConv",
+    "cascade_step",
+    "data_consistency",
+    "data_sharing",
+]
 
 
 def data_consistency(
@@ -249,3 +258,23 @@ class CascadeNet(nn.Module):
 
     def forward(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.iterates(masked_kspace, mask)[-1]
+
+
+def cascade_step(modules: dict, optimizers: dict, batch) -> dict:
+    """The update step: one step of ``optimizers["opt"]`` on the mean squared error of the complex
+    image, ``mean |x_hat - x|^2``, of ``modules["model"]`` (a :class:`CascadeNet`).
+
+    ``batch``: ``((masked k-space (B, T, H, W) complex, masks (B, T, 1, W)), images (B, T, H, W)
+    complex)``, as :class:`mricourse.data.cine_sets.CineCrops` gives them; moved to the model's
+    device here. Returns ``{"loss": value}``.
+    """
+    net, optimizer = modules["model"], optimizers["opt"]
+    device = next(net.parameters()).device
+    (k0, mask), target = batch
+    net.train()
+    pred = net(k0.to(device), mask.to(device))  # (B, T, H, W) complex
+    loss = (pred - target.to(device)).abs().pow(2).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item()}
