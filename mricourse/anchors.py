@@ -347,7 +347,8 @@ def voxelmorph_vs_package(
 
     torch.manual_seed(seed)
     models = {"ours": VoxelMorph(cfg, (size, size)).to(device), "reference": VxmPackage(cfg).to(device)}
-    step_fns = {k: voxelmorph_step(m, torch.optim.Adam(m.parameters(), lr=cfg.lr)) for k, m in models.items()}
+    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, m in models.items()}
+    step_fns = {k: partial(voxelmorph_step, {"model": m}, {"opt": opts[k]}, cfg=cfg) for k, m in models.items()}
 
     def pairs():
         g = torch.Generator().manual_seed(seed)

@@ -59,7 +59,7 @@ def test_voxelmorph_in_3d_on_ixi_volumes(tiny_data, tmp_path):
     )
     result = json.loads((tmp_path / "metrics.json").read_text())
     assert result["steps"] == 2 and "dice" in result["final_loss"] and 0 <= result["metrics"]["dice"] <= 1
-    assert json.loads((tmp_path / "config.json").read_text())["num_labels"] == 4
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["num_labels"] == 4
 
 
 @pytest.mark.parametrize("task", ["dcgan", "cyclegan", "vox2vox", "srgan"])

@@ -1,4 +1,5 @@
-"""VoxelMorph: network shapes, losses, registration metrics, and a one-batch overfit."""
+"""VoxelMorph: network shapes, losses, registration metrics, a one-batch overfit, the training pairs
+and the recipe."""
 
 import pytest
 import torch
@@ -199,11 +200,10 @@ def test_one_batch_overfit(similarity, diffeo):
     cfg.dice_weight, cfg.num_labels, cfg.lr = 0.1, 2, 3e-3
     net = mc.VoxelMorph(cfg, shape)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    step = mc.voxelmorph_step(net, opt)
     batch = {"moving": moving, "fixed": fixed, "moving_labels": moving_lab, "fixed_labels": fixed_lab}
-    first = step(batch)
+    first = mc.voxelmorph_step({"model": net}, {"opt": opt}, batch, cfg=cfg)
     for _ in range(150):
-        last = step(batch)
+        last = mc.voxelmorph_step({"model": net}, {"opt": opt}, batch, cfg=cfg)
     if similarity == "ncc":  # distance to the optimum, -1
         assert 1 + last["sim"] < 0.7 * (1 + first["sim"])
     else:
@@ -216,3 +216,60 @@ def test_one_batch_overfit(similarity, diffeo):
     assert mc.folding(out.flow) < 1.0
     inside = fixed[:, 0] > 0.1  # where the images carry information
     assert mc.displacement_error(out.flow, true_flow, inside) < 0.7 * mc.displacement_error(0 * out.flow, true_flow, inside)
+
+
+# ---------------------------------------------------------------- training data and recipe
+def test_registration_pairs_atlas_to_subject_and_random_pairs():
+    images, labels = torch.rand(5, 1, 12, 14), torch.randint(0, 4, (5, 1, 12, 14))
+    atlas = (torch.rand(1, 12, 14), torch.randint(0, 4, (1, 12, 14)))
+    pairs = mc.RegistrationPairs(images, labels, atlas=atlas)
+    item = pairs[3]
+    assert len(pairs) == 5 and set(item) == {"moving", "fixed", "moving_labels", "fixed_labels"}
+    assert item["moving"] is atlas[0] and torch.equal(item["fixed"], images[3]) and torch.equal(item["fixed_labels"], labels[3])
+    random_pairs = mc.RegistrationPairs(images, labels, length=12)
+    assert len(random_pairs) == 12
+    for i in range(12):
+        p = random_pairs[i]
+        assert torch.equal(p["moving"], images[i % 5]) and not torch.equal(p["fixed"], p["moving"])  # distinct subjects
+    with pytest.raises(ValueError, match="label maps"):
+        mc.RegistrationPairs(images, labels[:4])
+    with pytest.raises(ValueError, match="atlas image"):
+        mc.RegistrationPairs(images, labels, atlas=(torch.rand(1, 12, 12), atlas[1]))
+
+
+def test_registration_pairs_draw_from_the_seeded_generator():
+    """The partner of each subject comes from torch's global generator: the same seed, the same
+    pairs (fit seeds and checkpoints that generator); no other source of randomness."""
+    images, labels = torch.rand(6, 1, 8, 8), torch.zeros(6, 1, 8, 8, dtype=torch.long)
+    pairs = mc.RegistrationPairs(images, labels, length=30)
+
+    def draw(seed):
+        torch.manual_seed(seed)
+        return torch.stack([pairs[i]["fixed"] for i in range(len(pairs))])
+
+    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
+
+
+def test_recipe_trains_atlas_to_subject(tiny_data):
+    """The chapter's recipe on a ``slices`` folder: the atlas (moving) to each training subject,
+    a one-cycle schedule by the step, a finite loss and held-out scores."""
+    r = mc.recipe("voxelmorph", "smoke", data=tiny_data["slices"], seed=0)
+    assert r.settings["pairs"] == "atlas to subject" and len(r.train_set) == 6
+    item = r.train_set[0]
+    assert item["moving"].shape == item["fixed"].shape == (1, 32, 32) and item["moving_labels"].max() == 3
+    history = r.fit(progress=False)
+    assert history.steps_done == r.steps and all(torch.isfinite(torch.tensor(history["loss"])))
+    scores = r.evaluate(r.modules, r.val_set)
+    assert 0 <= scores["dice_before"] <= 1 and 0 <= scores["dice"] <= 1 and scores["mse"] >= 0
+
+
+def test_diffeomorphic_recipe_fine_tunes_a_checkpoint(tiny_data, tmp_path):
+    """``init`` starts the diffeomorphic variant from a trained run's weights, for fewer steps."""
+    first = mc.recipe("voxelmorph", "smoke", data=tiny_data["slices"], seed=0)
+    first.fit(progress=False, checkpoint=str(tmp_path / "vxm.pt"))
+    overrides = {"diffeomorphic": "true", "init": str(tmp_path / "vxm.pt")}
+    fine = mc.recipe("voxelmorph", "smoke", data=tiny_data["slices"], overrides=overrides, seed=1)
+    assert fine.config.diffeomorphic and fine.steps < first.steps and fine.settings["init"] == overrides["init"]
+    assert fine.weights_hash() == first.weights_hash()  # the same weights before the fine-tuning
+    fine.fit(progress=False)
+    assert fine.weights_hash() != first.weights_hash()

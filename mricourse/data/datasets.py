@@ -11,7 +11,8 @@ Every item is a dict of tensors (plus names), so a chapter's step picks what it 
 - :class:`BratsVolumes`: a BraTS case: ``image`` (4, D, H, W) z-scored over the brain,
   ``seg`` (D, H, W) with BraTS labels mapped to classes 0-3 (4 -> 3), ``case``.
 - :class:`NiftiVolumes`: any list of NIfTI files: ``image`` (1, D, H, W), ``name``.
-- :class:`RegistrationPairs`: random (moving, fixed) pairs of images with their labels.
+- :class:`RegistrationPairs`: (moving, fixed) pairs of images with their labels: an atlas to
+  every subject, or random pairs of subjects.
 """
 
 from __future__ import annotations
@@ -189,25 +190,51 @@ class NiftiVolumes(Dataset):
 
 
 class RegistrationPairs(Dataset):
-    """``length`` random (moving, fixed) pairs of distinct items of ``images`` (N, C, *spatial)
-    with their ``labels``, drawn once from ``seed``; or every item against ``atlas`` (fixed)."""
+    """(moving, fixed) image pairs with their label maps, the training data of VoxelMorph.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, length: int | None = None, seed: int = 0, atlas=None):
-        if len(images) != len(labels) or (len(images) < 2 and atlas is None):
-            raise ValueError(f"RegistrationPairs: expected >= 2 images with as many labels, got {len(images)} and {len(labels)}")
-        self.images, self.labels, self.atlas = images, labels, atlas
-        n = len(images)
-        rng = np.random.default_rng(seed)
-        if atlas is not None:
-            self.pairs = [(i, -1) for i in range(n)]
-        else:
-            first = rng.integers(0, n, length or n)
-            self.pairs = [(int(a), int((a + rng.integers(1, n)) % n)) for a in first]
+    Args:
+        images: (N, 1, *spatial) subjects; ``labels``: their (N, 1, *spatial) integer label maps
+            (all zero where there are none).
+        atlas: ``(image (1, *spatial), labels (1, *spatial))``: item ``i`` registers the atlas
+            (moving) to subject ``i`` (fixed), atlas-to-subject registration as in chapter 8;
+            the loader's shuffle is the only randomness.
+        length: without ``atlas``, items per epoch (default N): item ``i`` registers subject
+            ``i % N`` (moving) to another subject (fixed), drawn in ``__getitem__`` from torch's
+            global generator (seeded and checkpointed by :func:`mricourse.fit`).
+
+    Items: ``{"moving", "fixed"}`` images (1, *spatial) and ``{"moving_labels", "fixed_labels"}``
+    (1, *spatial) int64, the batch keys of :func:`mricourse.voxelmorph_step`.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, atlas=None, length: int | None = None):
+        if len(images) != len(labels) or len(images) < (1 if atlas is not None else 2):
+            raise ValueError(
+                f"RegistrationPairs: expected {'>= 1' if atlas is not None else '>= 2'} images with as many label maps, "
+                f"got {len(images)} and {len(labels)}"
+            )
+        if images.shape[1] != 1 or labels.shape[1:] != images.shape[1:]:
+            raise ValueError(
+                "RegistrationPairs: expected images (N, 1, *spatial) and labels of the same shape, "
+                f"got {tuple(images.shape)} and {tuple(labels.shape)}"
+            )
+        if atlas is not None and (atlas[0].shape != images.shape[1:] or atlas[1].shape != images.shape[1:]):
+            raise ValueError(
+                f"RegistrationPairs: expected an atlas image and labels of shape {tuple(images.shape[1:])}, "
+                f"got {tuple(atlas[0].shape)} and {tuple(atlas[1].shape)}"
+            )
+        self.images, self.labels = images, labels.long()
+        self.atlas = None if atlas is None else (atlas[0], atlas[1].long())
+        self.length = len(images) if atlas is not None or length is None else int(length)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return self.length
 
     def __getitem__(self, i: int) -> dict:
-        a, b = self.pairs[i]
-        fixed, fixed_label = self.atlas if b < 0 else (self.images[b], self.labels[b])
-        return {"moving": self.images[a], "fixed": fixed, "moving_label": self.labels[a], "fixed_label": fixed_label}
+        if self.atlas is not None:  # the atlas to subject i
+            (moving, moving_labels), b = self.atlas, i
+        else:  # subject i % N to another one
+            n = len(self.images)
+            a = i % n
+            b = (a + int(torch.randint(1, n, ()))) % n
+            moving, moving_labels = self.images[a], self.labels[a]
+        return {"moving": moving, "fixed": self.images[b], "moving_labels": moving_labels, "fixed_labels": self.labels[b]}

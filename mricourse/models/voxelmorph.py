@@ -219,22 +219,21 @@ def voxelmorph_loss(out: VxmOutput, fixed: torch.Tensor, cfg: VoxelMorphConfig, 
     return total, parts
 
 
-def voxelmorph_step(model: VoxelMorph, optimizer: torch.optim.Optimizer, scheduler=None):
-    """A ``step`` for :func:`mricourse.fit` on dict batches with keys ``moving`` and ``fixed``
-    (and optionally ``moving_labels`` and ``fixed_labels``), tensors of shape ``(B, 1, *size)``;
-    ``scheduler`` (optional) steps after each update. Returns the loss and its parts."""
+def voxelmorph_step(modules: dict, optimizers: dict, batch: dict, *, cfg: VoxelMorphConfig) -> dict[str, float]:
+    """The update step: one step of ``optimizers["opt"]`` on :func:`voxelmorph_loss` of
+    ``modules["model"]`` (losses and flags from ``cfg``).
 
-    def step(batch: dict) -> dict:
-        device = next(model.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        model.train()
-        out = model(batch["moving"], batch["fixed"])
-        loss, parts = voxelmorph_loss(out, batch["fixed"], model.cfg, batch.get("moving_labels"), batch.get("fixed_labels"))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        return {"loss": loss.item(), **parts}
-
-    return step
+    Batches are dicts (:class:`mricourse.RegistrationPairs`) with ``moving`` and ``fixed``
+    images (B, 1, *size) and, for the Dice term, ``moving_labels`` and ``fixed_labels``
+    (B, 1, *size) integer maps. Returns the loss and its parts (``sim``, ``smooth``, ``dice``).
+    """
+    model, optimizer = modules["model"], optimizers["opt"]
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    model.train()
+    out = model(batch["moving"], batch["fixed"])
+    loss, parts = voxelmorph_loss(out, batch["fixed"], cfg, batch.get("moving_labels"), batch.get("fixed_labels"))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.item(), **parts}

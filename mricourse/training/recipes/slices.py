@@ -1,4 +1,4 @@
-"""Training tasks on 2D brain slices: ``dcgan`` and ``dae`` (chapter 4), ``voxelmorph`` (chapter 8).
+"""Training tasks on 2D brain slices: ``dcgan`` and ``dae`` (chapter 4).
 
 They read the ``slices`` data set (``train.npz``, ``test.npz`` written by
 ``python data_scripts/make_data.py slices``) from ``--data``, or, without ``--data``, synthesise
@@ -10,7 +10,6 @@ model files' own.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -123,101 +122,3 @@ def _dae(overrides: dict, data: Path | None, profile: Profile) -> Task:
         val_set=test["images"],
         evaluate=evaluate,
     )
-
-
-@register("voxelmorph")
-def _voxelmorph(overrides: dict, data: Path | None, profile: Profile) -> Task:
-    """VoxelMorph (Balakrishnan 2019), subject-to-subject in 2D: random pairs of distinct training
-    subjects, with their tissue labels for the Dice term. ``--config dims=3``: volumes of an IXI
-    folder (the course's ``ixi`` data set without ``--data``), centre-cropped to a common shape
-    (multiples of 16), with the tissue labels of ``ground_truth/`` when every volume has them
-    (real IXI has none: the Dice term is then off), held-out subjects registered to the first
-    training subject. Evaluation on held-out pairs: the mean squared difference of the warped moving
-    and the fixed image, and the Dice of the warped moving labels, each beside its value before
-    registration."""
-    from ...data.datasets import RegistrationPairs
-    from ...metrics import dice
-    from ...models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
-
-    cfg = apply_overrides(VoxelMorphConfig.for_profile(profile), overrides)
-    if cfg.dims == 3:
-        pairs, val_pairs, cfg = _volume_pairs(data, profile, cfg)
-        size = pairs.images.shape[2:]
-    else:
-        train, test = load_slices(data, profile, ("T1w",))
-        if "num_labels" not in overrides:
-            cfg = replace(cfg, num_labels=int(max(train["labels"].max(), test["labels"].max())) + 1)
-        pairs = RegistrationPairs(train["images"], train["labels"], length=4 * len(train["images"]), seed=0)
-        val_pairs, size = RegistrationPairs(test["images"], test["labels"], seed=1), train["images"].shape[2:]
-    model = VoxelMorph(cfg, size)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def make_step(modules, optimizers):
-        inner = voxelmorph_step(modules["model"], optimizers["opt"])
-        keys = {"moving": "moving", "fixed": "fixed", "moving_label": "moving_labels", "fixed_label": "fixed_labels"}
-        return lambda batch: inner({keys[k]: v for k, v in batch.items()})
-
-    def evaluate(modules, val_set):
-        net = modules["model"].eval()
-        device = next(net.parameters()).device
-        scores = {"mse": [], "mse_before": [], "dice": [], "dice_before": []}
-        labels = list(range(1, cfg.num_labels))
-        with torch.no_grad():
-            for item in val_set:
-                m, f = item["moving"][None].to(device), item["fixed"][None].to(device)
-                out = net(m, f)
-                scores["mse"].append(float((out.warped - f).pow(2).mean()))
-                scores["mse_before"].append(float((m - f).pow(2).mean()))
-                if item["fixed_label"].any():  # Dice only where there are labels (not on real IXI)
-                    warped = net.warp_labels(item["moving_label"][None].to(device), out.flow).cpu()
-                    scores["dice"].append(_mean(dice(warped[0, 0], item["fixed_label"][0], labels)))
-                    scores["dice_before"].append(_mean(dice(item["moving_label"][0], item["fixed_label"][0], labels)))
-        return {k: sum(v) / len(v) for k, v in scores.items() if v}
-
-    return Task(
-        cfg,
-        {"model": model},
-        {"opt": opt},
-        make_step,
-        pairs,
-        batch_size=profile.pick(smoke=2, cpu=4, gpu=16),
-        steps=profile.pick(smoke=4, cpu=2000, gpu=10_000),
-        val_set=val_pairs,
-        evaluate=evaluate,
-    )
-
-
-def _volume_pairs(data: Path | None, profile: Profile, cfg):
-    """3D training pairs, held-out pairs (to the first training subject) and the config (labels
-    counted, the Dice term off without labels) from an IXI folder."""
-    import warnings
-
-    from ...data.datasets import RegistrationPairs
-    from ...data.make import ensure_dataset
-    from ...data.sets import load_ixi
-
-    volumes, labels = load_ixi(Path(data) if data is not None else ensure_dataset("ixi", profile.name), labels=True)
-    shape = [min(v.shape[1 + a] for v in volumes) // 16 * 16 for a in range(3)]
-
-    def crop(x):  # centre crop (C, D, H, W) -> (C, *shape)
-        return x[(slice(None), *(slice((n - s) // 2, (n - s) // 2 + s) for n, s in zip(x.shape[1:], shape)))]
-
-    images = torch.stack([crop(v) for v in volumes])  # (N, 1, *shape)
-    if any(seg is None for seg in labels):
-        if cfg.dice_weight > 0:
-            warnings.warn(
-                "voxelmorph: some IXI volumes have no ground_truth labels; training without the Dice term", stacklevel=3
-            )
-        cfg, segs = replace(cfg, dice_weight=0.0), torch.zeros(images.shape, dtype=torch.long)
-    else:
-        segs = torch.stack([crop(seg) for seg in labels])
-        cfg = replace(cfg, num_labels=int(segs.max()) + 1)
-    n_val = max(1, len(images) // 6)
-    atlas = (images[0], segs[0])
-    train = RegistrationPairs(images[:-n_val], segs[:-n_val], length=4 * (len(images) - n_val), seed=0)
-    return train, RegistrationPairs(images[-n_val:], segs[-n_val:], atlas=atlas), cfg
-
-
-def _mean(scores) -> float:
-    values = list(scores.values()) if isinstance(scores, dict) else [scores]
-    return float(sum(values) / len(values))
