@@ -144,7 +144,14 @@ from .models.varnet import (
     state_dict_from_fastmri,
     varnet_step,
 )
-from .models.vox2vox import Vox2Vox, Vox2VoxConfig, Vox2VoxGenerator, generalised_dice_loss, largest_component
+from .models.vox2vox import (
+    Vox2VoxConfig,
+    Vox2VoxGenerator,
+    generalised_dice_loss,
+    largest_component,
+    vox2vox_networks,
+    vox2vox_step,
+)
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, rss, zero_filled
 from .profile import Profile, profile

@@ -16,7 +16,16 @@ from mricourse.training.recipes import RECIPES, recipe
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: the data folder of each recipe in the tiny data sets (None: the recipe makes no data)
-DATA = {"toy": None, "varnet": "fastmri", "cascade": "cine", "cyclegan": "slices", "unet_t1t2": "slices", "voxelmorph": "slices"}
+DATA = {
+    "toy": None,
+    "varnet": "fastmri",
+    "cascade": "cine",
+    "cyclegan": "slices",
+    "unet_t1t2": "slices",
+    "voxelmorph": "slices",
+    "vox2vox": "brats",
+    "unet3d_brats": "brats",
+}
 
 
 def _data(name, tiny_data):

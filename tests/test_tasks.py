@@ -22,6 +22,7 @@ DATA = {
     "unet_t1t2": "slices",
     "voxelmorph": "slices",
     "vox2vox": "brats",
+    "unet3d_brats": "brats",
     "msfusion": "slices",
     "srgan": "ixi",
 }

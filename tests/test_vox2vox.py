@@ -1,14 +1,18 @@
 import pytest
 import torch
 
+import mricourse as mc
+from mricourse.data.crops import RandomCrops3D
 from mricourse.models.vox2vox import (
-    Vox2Vox,
     Vox2VoxConfig,
     Vox2VoxGenerator,
     classes_to_labels,
     generalised_dice_loss,
     labels_to_classes,
     largest_component,
+    segment,
+    vox2vox_networks,
+    vox2vox_step,
 )
 
 
@@ -74,14 +78,64 @@ def test_label_conversion():
 def test_one_batch_overfit(adversarial):
     torch.manual_seed(0)
     cfg = Vox2VoxConfig.smoke()
-    cfg.dropout, cfg.lr = 0.0, 2e-3
-    model = Vox2Vox(cfg, adversarial=adversarial)
+    cfg.dropout = 0.0
+    modules = vox2vox_networks(cfg)
+    if not adversarial:
+        modules = {"G": modules["G"]}
+    opts = {f"opt_{k}": torch.optim.Adam(m.parameters(), lr=2e-3, betas=(0.5, 0.999)) for k, m in modules.items()}
     x = torch.randn(1, 4, 16, 16, 16)
     y = torch.zeros(1, 1, 16, 16, 16, dtype=torch.long)
     y[..., 4:12, 4:12, 4:12] = 2
     y[..., 6:10, 6:10, 6:10] = 3
     x[:, 0] += 2 * (y[:, 0] > 0)
-    hist = [model.step((x, y)) for _ in range(60)]
+    hist = [vox2vox_step(modules, opts, (x, y), alpha=cfg.alpha, adversarial=adversarial) for _ in range(60)]
     assert hist[-1]["gdl"] < 0.5 * hist[0]["gdl"]
-    assert set(model.segment(x).unique().tolist()) <= {0, 1, 2, 4}
-    assert model.segment(x, largest=True).shape == (1, 1, 16, 16, 16)
+    assert set(hist[0]) == ({"gdl", "G_adv", "D"} if adversarial else {"gdl"})
+    assert set(segment(modules["G"], x).unique().tolist()) <= {0, 1, 2, 4}
+    assert segment(modules["G"], x, largest=True).shape == (1, 1, 16, 16, 16)
+    if adversarial:
+        assert all(p.requires_grad for p in modules["D"].parameters())  # thawed after the generator's update
+
+
+def test_random_crops_follow_their_seed():
+    """The same seed draws the same crops (places, flips, intensity jitter); another seed others."""
+    im = torch.randn(4, 20, 24, 22)
+    cl = torch.zeros(1, 20, 24, 22, dtype=torch.long)
+    cl[0, 5:12, 6:14, 8:12] = 2
+
+    def draws(seed):
+        ds = RandomCrops3D([im, im.flip(1)], [cl, cl.flip(1)], crop=8, samples_per_volume=3, seed=seed)
+        return [ds[i] for i in range(len(ds))]
+
+    a, b, c = draws(1), draws(1), draws(2)
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+    assert not all(torch.equal(x[0], y[0]) for x, y in zip(a, c))
+
+
+def test_recipes_share_the_generator_and_the_data():
+    """vox2vox and unet3d_brats: the same initial generator, the same crops; only vox2vox has a
+    discriminator. The chapter's cases are written in the BraTS layout and split by subject."""
+    v, u = mc.recipe("vox2vox", "smoke", seed=1), mc.recipe("unet3d_brats", "smoke", seed=1)
+    assert set(v.modules) == {"G", "D"} and set(u.modules) == {"G"}
+    assert mc.training.recipes.weights_hash({"G": v.modules["G"]}) == u.weights_hash()
+    assert all(torch.equal(a[0], b[0]) for a, b in zip((v.train_set[i] for i in range(4)), (u.train_set[i] for i in range(4))))
+    sizes = mc.recipes.vox2vox.CASES["smoke"]
+    assert len(v.train_set) == 8 * sizes["train"]
+    assert (len(v.val_set["val"]), len(v.val_set["test"])) == (sizes["val"], sizes["test"])
+    x, y = v.val_set["test"][0]
+    assert x.shape[0] == 4 and y.dtype == torch.long and set(y.unique().tolist()) <= {0, 1, 2, 3}
+
+
+def test_synthetic_cases_are_brats_folders(tmp_path):
+    from mricourse.data.brats_cases import read_cases, synthetic_brats_cases
+    from mricourse.data.nifti import check_brats_case
+
+    folders = synthetic_brats_cases([7], resolution=6.0, root=tmp_path)
+    assert [f.name for f in folders] == ["MRIC_00007"] and check_brats_case(folders[0])["case"] == "MRIC_00007"
+    first = folders[0].joinpath("MRIC_00007_seg.nii.gz").stat().st_mtime_ns
+    assert synthetic_brats_cases([7], resolution=6.0, root=tmp_path) == folders  # reused, not rewritten
+    assert folders[0].joinpath("MRIC_00007_seg.nii.gz").stat().st_mtime_ns == first
+    ((x, y),) = read_cases(folders)
+    brain = x.abs().sum(0) > 0
+    assert torch.allclose(x[:, brain].mean(1), torch.zeros(4), atol=1e-4) and (y > 0).any()
+    assert not list(tmp_path.glob(".partial-*"))

@@ -10,7 +10,10 @@ The generator is a 3D U-Net mapping 4 contrasts (T1, T1ce, T2, FLAIR) to a softm
     L_G = alpha * GDL(G(x), y) + L_lsgan(D(x, G(x)), 1),     alpha = 5,
 
 with the generalised Dice loss GDL (Sudre et al. 2017), and the discriminator
-``0.5 (L_lsgan(D(x, y), 1) + L_lsgan(D(x, G(x)), 0))``.
+``0.5 (L_lsgan(D(x, y), 1) + L_lsgan(D(x, G(x)), 0))``. The networks are plain modules
+(:func:`vox2vox_networks`); the alternating update is :func:`vox2vox_step`; the optimisers and the
+data belong to the training recipes (``mc.recipe("vox2vox")``, and ``mc.recipe("unet3d_brats")``
+for the same generator trained with the Dice loss alone).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from ..profile import Profile
 __all__ = [
     "Vox2VoxConfig",
     "Vox2VoxGenerator",
-    "Vox2Vox",
+    "vox2vox_networks",
+    "vox2vox_step",
+    "segment",
     "generalised_dice_loss",
     "BRATS_LABELS",
     "labels_to_classes",
@@ -196,59 +201,66 @@ def largest_component(labels: torch.Tensor) -> torch.Tensor:
     return labels * torch.from_numpy(comps == 1 + int(sizes.argmax())).to(labels.device)
 
 
-class Vox2Vox(nn.Module):
-    """Generator, discriminator, their optimisers and the alternating update (:meth:`step`).
+def vox2vox_networks(cfg: Vox2VoxConfig) -> dict[str, nn.Module]:
+    """The two trained networks: the generator ``G`` (:class:`Vox2VoxGenerator`) and the 3D
+    PatchGAN ``D``, which scores (image, segmentation) pairs (``in_chans + num_classes`` channels)."""
+    return {
+        "G": Vox2VoxGenerator(cfg),
+        "D": PatchDiscriminator(cfg.in_chans + cfg.num_classes, cfg.ndf, cfg.d_layers, dims=3, norm="instance"),
+    }
 
-    With ``adversarial=False`` only the generator is trained, with the Dice loss alone: the
-    chapter's baseline (same network, same budget)."""
 
-    def __init__(self, cfg: Vox2VoxConfig, adversarial: bool = True):
-        super().__init__()
-        self.cfg, self.adversarial = cfg, adversarial
-        self.G = Vox2VoxGenerator(cfg)
-        self.D = PatchDiscriminator(cfg.in_chans + cfg.num_classes, cfg.ndf, cfg.d_layers, dims=3, norm="instance")
-        betas = (cfg.beta1, 0.999)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, adversarial: bool = True) -> dict[str, float]:
+    """One update on ``(images (B, 4, D, H, W), classes (B, 1, D, H, W) long)``.
 
-    def step(self, batch) -> dict[str, float]:
-        """One update on ``(images (B, 4, D, H, W), classes (B, 1, D, H, W) long)``."""
-        device = next(self.parameters()).device
-        x, y = (t.to(device) for t in batch)
-        y1h = F.one_hot(y.squeeze(1), self.cfg.num_classes).movedim(-1, 1).float()
-        self.train()
-        probs = self.G(x)
-        gdl = generalised_dice_loss(probs, y1h)
-        out = {"gdl": gdl.item()}
-        if not self.adversarial:
-            self.opt_G.zero_grad(set_to_none=True)
-            gdl.backward()
-            self.opt_G.step()
-            return out
-        # 1. generator: fool D on (x, G(x)) and match the labels
-        for p in self.D.parameters():
-            p.requires_grad_(False)
-        d_fake = self.D(torch.cat([x, probs], 1))
-        adv = F.mse_loss(d_fake, torch.ones_like(d_fake))
-        self.opt_G.zero_grad(set_to_none=True)
-        (self.cfg.alpha * gdl + adv).backward()
-        self.opt_G.step()
-        # 2. discriminator: real pairs (x, y) vs generated pairs (x, G(x))
-        for p in self.D.parameters():
-            p.requires_grad_(True)
-        d_real, d_fake = self.D(torch.cat([x, y1h], 1)), self.D(torch.cat([x, probs.detach()], 1))
-        loss_D = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.opt_D.step()
-        return {**out, "G_adv": adv.item(), "D": loss_D.item()}
+    ``modules``: ``G`` and ``D`` (:func:`vox2vox_networks`); ``optimizers``: ``opt_G`` and
+    ``opt_D``. The generator minimises ``alpha * GDL(G(x), y) + L_lsgan(D(x, G(x)), 1)`` with the
+    discriminator frozen; then the discriminator learns real pairs (x, y) from generated pairs
+    (x, G(x)). With ``adversarial=False`` only ``G`` is trained (``opt_G``), with the generalised
+    Dice loss alone: the chapter's baseline (same network, same data, same steps). The learning
+    rates belong to the schedules, which the caller advances."""
+    G, opt_G = modules["G"], optimizers["opt_G"]
+    device = next(G.parameters()).device
+    x, y = (t.to(device) for t in batch)
+    G.train()
+    probs = G(x)  # (B, K, D, H, W)
+    y1h = F.one_hot(y.squeeze(1), probs.shape[1]).movedim(-1, 1).float()  # (B, K, D, H, W)
+    gdl = generalised_dice_loss(probs, y1h)
+    if not adversarial:
+        opt_G.zero_grad(set_to_none=True)
+        gdl.backward()
+        opt_G.step()
+        return {"gdl": gdl.item()}
+    D, opt_D = modules["D"], optimizers["opt_D"]
+    D.train()
+    # 1. generator: fool D on (x, G(x)) and match the labels
+    for p in D.parameters():
+        p.requires_grad_(False)
+    d_fake = D(torch.cat([x, probs], 1))
+    adv = F.mse_loss(d_fake, torch.ones_like(d_fake))
+    opt_G.zero_grad(set_to_none=True)
+    (alpha * gdl + adv).backward()
+    opt_G.step()
+    # 2. discriminator: real pairs (x, y) vs generated pairs (x, G(x))
+    for p in D.parameters():
+        p.requires_grad_(True)
+    d_real, d_fake = D(torch.cat([x, y1h], 1)), D(torch.cat([x, probs.detach()], 1))
+    loss_D = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+    opt_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    opt_D.step()
+    return {"gdl": gdl.item(), "G_adv": adv.item(), "D": loss_D.item()}
 
-    @torch.no_grad()
-    def segment(self, x: torch.Tensor, largest: bool = False) -> torch.Tensor:
-        """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}; with
-        ``largest``, each map keeps only its largest tumour component (:func:`largest_component`)."""
-        self.G.eval()
-        seg = classes_to_labels(self.G(x.to(next(self.parameters()).device)).argmax(1, keepdim=True)).cpu()
-        if largest:
-            seg = torch.stack([largest_component(s[0])[None] for s in seg])
-        return seg
+
+@torch.no_grad()
+def segment(generator: nn.Module, x: torch.Tensor, largest: bool = False) -> torch.Tensor:
+    """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}, on the CPU,
+    with ``generator`` in eval mode on its device; with ``largest``, each map keeps only its
+    largest tumour component (:func:`largest_component`)."""
+    if x.ndim != 5:
+        raise ValueError(f"segment: expected volumes (B, C, D, H, W), got shape {tuple(x.shape)}")
+    generator.eval()
+    seg = classes_to_labels(generator(x.to(next(generator.parameters()).device)).argmax(1, keepdim=True)).cpu()
+    if largest:
+        seg = torch.stack([largest_component(s[0])[None] for s in seg])
+    return seg
