@@ -18,6 +18,7 @@ __all__ = [
     "SingleCoilMRI",
     "MultiCoilMRI",
     "rss",
+    "g_factor",
     "coil_maps",
     "complex_noise",
     "add_noise",
@@ -134,6 +135,37 @@ def adjointness_error(op, x_shape: tuple[int, ...], k_shape: tuple[int, ...], se
 def rss(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """Root-sum-of-squares coil combination: ``sqrt(sum_c |x_c|^2)`` over ``dim`` (kept)."""
     return torch.sqrt((x.abs() ** 2).sum(dim, keepdim=True))
+
+
+def g_factor(sens_maps: torch.Tensor, accel: int) -> torch.Tensor:
+    """SENSE g-factor map (Pruessmann et al. 1999) of a Cartesian acquisition that keeps every
+    ``accel``-th column, with white noise of the same level in every coil.
+
+    Keeping every ``R``-th column folds the ``R`` pixels ``c, c + W/R, ..., c + (R-1) W/R`` of a row
+    onto one. With ``S`` the (coils x R) matrix of the sensitivities at those pixels, unfolding
+    multiplies the noise of pixel ``p`` by ``sqrt(R)`` (fewer samples) times
+
+        g_p = sqrt([(S^H S)^-1]_pp [S^H S]_pp) >= 1.
+
+    Args:
+        sens_maps: (coils, H, W) complex sensitivities; ``W`` divisible by ``accel``.
+        accel: the acceleration ``R`` (a whole number >= 1).
+
+    Returns:
+        (H, W) real g-factor, 1 where the coils tell the folded pixels apart perfectly.
+    """
+    if not isinstance(sens_maps, torch.Tensor) or not sens_maps.is_complex() or sens_maps.ndim != 3:
+        got = f"{sens_maps.dtype} {tuple(sens_maps.shape)}" if isinstance(sens_maps, torch.Tensor) else type(sens_maps).__name__
+        raise TypeError(f"g_factor: expected complex sensitivities of shape (coils, H, W), got {got}")
+    c, h, w = sens_maps.shape
+    if not isinstance(accel, int) or accel < 1 or w % accel:
+        raise ValueError(f"g_factor: expected a whole acceleration >= 1 that divides the width {w}, got {accel!r}")
+    n = w // accel
+    s = sens_maps.to(torch.complex128).reshape(c, h, accel, n).permute(1, 3, 0, 2)  # (H, W/R, coils, R): pixels i + a W/R
+    a = s.conj().transpose(-1, -2) @ s  # (H, W/R, R, R): S^H S
+    inv = torch.linalg.inv(a)
+    g = torch.sqrt((torch.diagonal(inv, dim1=-2, dim2=-1) * torch.diagonal(a, dim1=-2, dim2=-1)).real.clamp_min(1.0))
+    return g.permute(0, 2, 1).reshape(h, w).float()  # (H, R, W/R) -> (H, W)
 
 
 def coil_maps(

@@ -78,3 +78,42 @@ def test_bad_inputs_name_what_was_expected():
         op.A_adjoint(torch.zeros(1, 3, 16, 16, dtype=torch.complex64))
     with pytest.raises(TypeError, match="expected complex"):
         mc.zero_filled(torch.randn(4, 320, 320))
+
+
+def _unfold(folded, maps, accel):
+    """SENSE by least squares per pixel: coil images (trials, C, H, W) of an acquisition keeping
+    every accel-th column -> (trials, H, W)."""
+    t, c, h, w = folded.shape
+    n = w // accel
+    s = maps.reshape(c, h, accel, n).permute(1, 3, 0, 2)  # (H, n, C, R)
+    y = (accel * folded[..., :n]).permute(0, 2, 3, 1)[..., None]  # (T, H, n, C, 1)
+    rho = torch.linalg.lstsq(s.expand(t, *s.shape), y).solution[..., 0]  # (T, H, n, R)
+    return rho.permute(0, 1, 3, 2).reshape(t, h, w)
+
+
+def test_g_factor_is_the_noise_amplification_of_sense():
+    """Monte Carlo: the noise of a SENSE unfolding at R, over its noise at R = 1 and sqrt(R), is g."""
+    torch.manual_seed(0)
+    h, w, accel, trials = 8, 32, 4, 600
+    maps = mc.coil_maps(6, (h, w), seed=1)[0].to(torch.complex128)
+    noise = torch.randn(trials, 6, h, w, dtype=torch.complex128)  # white, the same level in every coil (k-space = image)
+    mask = torch.zeros(1, 1, 1, w, dtype=torch.float64)
+    mask[..., ::accel] = 1
+    std_r = _unfold(mc.ifft2c(mc.fft2c(noise) * mask), maps, accel).std(0)
+    std_1 = _unfold(noise, maps, 1).std(0)
+    g = mc.g_factor(maps, accel).double()
+    ratio = std_r / (std_1 * accel**0.5)
+    assert (g >= 1).all() and g.max() > 1.2  # the coils are not perfect: some pixels lose
+    assert torch.allclose(ratio, g, rtol=0.12), (ratio / g).abs().max()
+
+
+def test_g_factor_is_one_without_folding_or_for_disjoint_coils():
+    maps = mc.coil_maps(4, (6, 8), seed=0)[0]
+    assert torch.allclose(mc.g_factor(maps, 1), torch.ones(6, 8))
+    disjoint = torch.zeros(2, 6, 8, dtype=torch.complex64)
+    disjoint[0, :, :4], disjoint[1, :, 4:] = 1, 1  # each coil sees one half: R = 2 unfolds perfectly
+    assert torch.allclose(mc.g_factor(disjoint, 2), torch.ones(6, 8))
+    with pytest.raises(ValueError, match="divides the width 8"):
+        mc.g_factor(maps, 3)
+    with pytest.raises(TypeError, match=r"\(coils, H, W\)"):
+        mc.g_factor(maps.abs(), 2)
