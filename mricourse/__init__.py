@@ -46,7 +46,9 @@ from .data import (
     CineCrops,
     CineSubject,
     FastMRISlices,
+    GANSlices,
     NiftiVolumes,
+    NoisyCrops,
     RegistrationPairs,
     SliceData,
     Subject,
@@ -63,6 +65,7 @@ from .data import (
     read_brats_case,
     read_fastmri,
     read_nifti,
+    t1_slices,
     write_brats_case,
     write_fastmri,
     write_nifti,
@@ -106,7 +109,7 @@ from .models.cascade import (
     data_sharing,
 )
 from .models.cyclegan import CycleGANConfig, ImagePool, ResnetGenerator, cyclegan_networks, cyclegan_step
-from .models.dae import DAE, DAEConfig, add_gaussian_noise
+from .models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
 from .models.dcgan import (
     DCGANConfig,
     Discriminator,
@@ -115,7 +118,6 @@ from .models.dcgan import (
     from_gan_range,
     gan_step,
     generator_loss,
-    make_gan,
     slerp,
     to_gan_range,
 )

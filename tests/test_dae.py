@@ -1,4 +1,4 @@
-"""RED-Net denoising autoencoder: shapes, the identity start, noise conditioning, overfitting."""
+"""RED-Net denoising autoencoder: shapes, the identity start, noise conditioning, overfitting, the\nweighted update step and its noisy crops."""
 
 from __future__ import annotations
 
@@ -96,3 +96,79 @@ def test_overfits_one_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.05 * start
+
+
+def _batch(n=4, size=24, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.rand(n, 1, size, size, generator=g)
+    sigma = torch.tensor([0.02, 0.05, 0.1, 0.2])[:n]
+    return {"noisy": mc.add_gaussian_noise(clean, sigma, generator=g), "clean": clean, "sigma": sigma}
+
+
+def test_the_update_step_weights_the_error_by_the_noise_level():
+    torch.manual_seed(0)
+    net = mc.DAE(mc.DAEConfig(num_layers=3, chans=8))
+    with torch.no_grad():
+        net.decoder[0].weight.normal_(0, 0.1)
+    batch = _batch()
+    with torch.no_grad():
+        err = (net(batch["noisy"], batch["sigma"]) - batch["clean"]) / batch["sigma"].view(-1, 1, 1, 1)
+    expected = float(err.pow(2).mean()) * 0.05**2
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    losses = mc.dae_step({"model": net}, {"opt": opt}, batch, sigma_ref=0.05)
+    assert losses["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_update_step_overfits_one_batch():
+    torch.manual_seed(0)
+    net = mc.DAE(mc.DAEConfig(num_layers=4, chans=12))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    batch = _batch(size=16)
+    first = mc.dae_step({"model": net}, {"opt": opt}, batch)["loss"]
+    for _ in range(150):
+        last = mc.dae_step({"model": net}, {"opt": opt}, batch)["loss"]
+    assert last < 0.3 * first
+
+
+def test_noisy_crops_follow_the_seed():
+    images = torch.rand(5, 1, 20, 24)
+    ds = mc.NoisyCrops(images, 8, (0.02, 0.2))
+    assert len(ds) == 5
+
+    def draw(seed):
+        torch.manual_seed(seed)
+        return [ds[i] for i in (0, 3, 3)]
+
+    a, b, c = draw(0), draw(0), draw(1)
+    for x, y in zip(a, b):  # the same seed, the same crops, levels and noise
+        assert all(torch.equal(x[k], y[k]) for k in ("noisy", "clean", "sigma"))
+    assert not torch.equal(a[0]["noisy"], c[0]["noisy"])  # another seed, other items
+    assert not torch.equal(a[1]["noisy"], a[2]["noisy"])  # every look at an image is a new draw
+
+
+def test_noisy_crops_are_crops_with_noise_of_the_drawn_level():
+    images = torch.arange(2 * 20 * 24, dtype=torch.float32).reshape(2, 1, 20, 24)
+    ds = mc.NoisyCrops(images, 8, (0.05, 0.1))
+    torch.manual_seed(0)
+    for _ in range(20):
+        item = ds[1]
+        clean, sigma = item["clean"], float(item["sigma"])
+        assert clean.shape == (1, 8, 8) and 0.05 <= sigma <= 0.1
+        r, c = divmod(int(clean[0, 0, 0]) - 20 * 24, 24)  # the crop's corner, from the pixel values
+        torch.testing.assert_close(clean, images[1, :, r : r + 8, c : c + 8])
+    big = mc.NoisyCrops(torch.zeros(1, 1, 64, 64), 64, (0.1, 0.1))  # lo == hi: a fixed level
+    torch.manual_seed(0)
+    item = big[0]
+    assert float(item["sigma"]) == pytest.approx(0.1) and item["noisy"].std() == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="crop"):
+        mc.NoisyCrops(images, 21)
+    with pytest.raises(ValueError, match="noise levels"):
+        mc.NoisyCrops(images, 8, (0.2, 0.1))
+
+
+def test_t1_slices_are_made_once_and_copied():
+    train, test = mc.t1_slices("smoke")
+    again, _ = mc.t1_slices("smoke")
+    assert train["images"].shape == (48, 1, 64, 64) and len(test["images"]) == 24
+    assert torch.equal(train["images"], again["images"]) and train["images"] is not again["images"]
+    assert not torch.equal(train["images"][:24], test["images"])  # other subjects (seed 1) are held out

@@ -1,4 +1,4 @@
-"""DCGAN: shapes, input checks, the losses, and one alternating update on a fixed batch."""
+"""DCGAN: shapes, input checks, the losses, one alternating update on a fixed batch, and the\nslices it trains on."""
 
 from __future__ import annotations
 
@@ -66,13 +66,22 @@ def test_label_smoothing_moves_the_optimum():
     assert abs(float(logit.grad)) < 1e-6
 
 
+def _gan(cfg):
+    G, D = mc.Generator(cfg), mc.Discriminator(cfg)
+    opts = {
+        "opt_g": torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
+        "opt_d": torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
+    }
+    return {"G": G, "D": D}, opts
+
+
 def test_one_gan_step_lowers_each_players_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     cfg = mc.DCGANConfig(image_size=32, nz=16, ngf=8, ndf=8, lr=1e-4)
-    G, D, opt_g, opt_d = mc.make_gan(cfg)
+    modules, opts = _gan(cfg)
+    G, D = modules["G"], modules["D"]
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
     real = (2 * (xx**2 + yy**2 < 0.6).float() - 1).expand(16, 1, 32, 32).contiguous()
-    step = mc.gan_step(G, D, opt_g, opt_d)
     for seed in range(3):
         torch.manual_seed(seed)
         z = torch.randn(16, cfg.nz)  # the z that the step draws with this seed
@@ -81,7 +90,7 @@ def test_one_gan_step_lowers_each_players_loss_on_a_fixed_batch():
             fake_old = G_old(z)
             d_before = mc.discriminator_loss(D_old(real), D_old(fake_old))
         torch.manual_seed(seed)
-        losses = step(real)
+        losses = mc.gan_step(modules, opts, real, nz=cfg.nz)
         assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
         assert losses["loss_d"] == pytest.approx(float(d_before), rel=1e-5)
         with torch.no_grad():
@@ -91,12 +100,37 @@ def test_one_gan_step_lowers_each_players_loss_on_a_fixed_batch():
             assert mc.generator_loss(D(G(z))) < mc.generator_loss(D(fake_old))
 
 
+def test_the_step_takes_smoothing_and_instance_noise_and_draws_from_the_seed():
+    cfg = mc.DCGANConfig.smoke()
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    out = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        modules, opts = _gan(cfg)
+        torch.manual_seed(2)
+        out.append(mc.gan_step(modules, opts, (real,), nz=cfg.nz, label_smoothing=0.1, instance_noise=0.05))
+    assert out[0] == out[1] and all(torch.isfinite(torch.tensor(v)) for v in out[0].values())
+
+
 def test_fit_runs_the_gan_step():
     cfg = mc.DCGANConfig.smoke()
-    G, D, opt_g, opt_d = mc.make_gan(cfg)
+    modules, opts = _gan(cfg)
     data = [torch.rand(4, 1, 32, 32) * 2 - 1]
-    hist = mc.fit(mc.gan_step(G, D, opt_g, opt_d), data, mc.TrainConfig(steps=4, log_every=2, progress=False))
+    hist = mc.fit(
+        lambda batch: mc.gan_step(modules, opts, batch, nz=cfg.nz), data, mc.TrainConfig(steps=4, log_every=2, progress=False)
+    )
     assert set(hist) >= {"loss_d", "loss_g", "d_real", "d_fake"} and len(hist["loss_d"]) == 2
+
+
+def test_gan_slices_average_and_map_to_the_gan_range():
+    images = torch.rand(3, 1, 16, 16) * 2
+    ds = mc.GANSlices(images, 8, vmax=1.5)
+    assert len(ds) == 3 and ds[0].shape == (1, 8, 8)
+    expected = mc.to_gan_range(torch.nn.functional.avg_pool2d(images, 2), vmax=1.5)  # 2x2 means, [0, 1.5] -> [-1, 1]
+    torch.testing.assert_close(torch.stack([ds[i] for i in range(3)]), expected)
+    assert torch.equal(ds[1], ds[1])  # no random draws
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        mc.GANSlices(torch.rand(3, 2, 16, 16), 8)
 
 
 def test_gan_range_round_trip_and_clipping():

@@ -25,6 +25,8 @@ DATA = {
     "voxelmorph": "slices",
     "vox2vox": "brats",
     "unet3d_brats": "brats",
+    "dcgan": "slices",
+    "dae": "slices",
 }
 
 

@@ -15,6 +15,7 @@ from .nifti import check_brats_case, read_brats_case, read_nifti, write_brats_ca
 from .prepare import index_brats, index_fastmri, index_ixi
 from .slices import brain_slices
 from .store import data_dir
+from .t1slices import T1_SLICES, GANSlices, NoisyCrops, t1_slices
 from .tumour import BRATS_LABELS
 
 __all__ = [
@@ -35,6 +36,10 @@ __all__ = [
     "synthesize",
     "random_deformation",
     "brain_slices",
+    "t1_slices",
+    "T1_SLICES",
+    "GANSlices",
+    "NoisyCrops",
     "BRATS_LABELS",
     "multicoil_kspace",
     "center_crop",

@@ -16,6 +16,9 @@ the first layers. Optionally the noise level ``sigma`` enters as an extra consta
 (one network for every noise level, like FFDNet) instead of one network per level as in the paper,
 and some encoder layers may stride by 2 (their mirrors upsample by 2): the deeper layers then
 work on a quarter of the pixels and see twice as far, for the same cost.
+
+Training (:func:`dae_step`) minimises the squared error weighted by ``1 / sigma^2``, so that the
+low noise levels count as much as the high ones in a noise-conditional network.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["DAEConfig", "DAE", "add_gaussian_noise"]
+__all__ = ["DAEConfig", "DAE", "add_gaussian_noise", "dae_step"]
 
 
 @dataclass
@@ -125,3 +128,27 @@ def add_gaussian_noise(images: torch.Tensor, sigma, generator: torch.Generator |
     s = torch.as_tensor(sigma, dtype=images.dtype).reshape(-1, *([1] * (images.ndim - 1))).to(images.device)
     noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
     return images + s * noise
+
+
+def dae_step(modules: dict, optimizers: dict, batch: dict, sigma_ref: float = 1.0) -> dict[str, float]:
+    """The update step: one step of ``optimizers["opt"]`` on ``modules["model"]``, minimising the
+    squared error weighted by the noise level,
+
+        loss = sigma_ref^2 * mean_i mean_pixels ((f(y_i, sigma_i) - x_i) / sigma_i)^2,
+
+    so that every level counts alike (an unweighted loss is dominated by the noisiest images);
+    ``sigma_ref`` scales it to the error of a level in the middle of the range.
+
+    ``batch``: ``{"noisy": (B, C, H, W), "clean": (B, C, H, W), "sigma": (B,)}``
+    (:class:`mricourse.data.t1slices.NoisyCrops`). Returns ``{"loss": value}``.
+    """
+    model, opt = modules["model"], optimizers["opt"]
+    device = next(model.parameters()).device
+    noisy, clean, sigma = (batch[k].to(device) for k in ("noisy", "clean", "sigma"))
+    model.train()
+    residual = (model(noisy, sigma) - clean) / sigma.view(-1, *([1] * (clean.ndim - 1)))  # (B, C, H, W), in units of sigma
+    loss = residual.pow(2).mean() * sigma_ref**2
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.item()}

@@ -13,7 +13,7 @@ convolutions and LeakyReLU 0.2 and returns one logit per image. Training solves
 
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
 
-by alternating one step on D and one on G, with G's non-saturating loss ``-log D(G(z))``
+by alternating one step on D and one on G (:func:`gan_step`), with G's non-saturating loss ``-log D(G(z))``
 (Goodfellow et al. 2014) and the DCGAN stabilisers: Adam (2e-4, beta1 0.5), weights from
 N(0, 0.02), no batch norm on D's input layer, optional one-sided label smoothing.
 """
@@ -34,7 +34,6 @@ __all__ = [
     "discriminator_loss",
     "generator_loss",
     "gan_step",
-    "make_gan",
     "to_gan_range",
     "from_gan_range",
     "slerp",
@@ -43,7 +42,8 @@ __all__ = [
 
 @dataclass
 class DCGANConfig:
-    """Sizes and optimiser settings of the DCGAN.
+    """Sizes and training settings of the DCGAN (the recipe ``dcgan`` builds its optimisers from
+    ``lr`` and ``beta1``; the update step takes ``label_smoothing`` and ``instance_noise``).
 
     Attributes:
         image_size: side of the square images, a power of two >= 8.
@@ -92,8 +92,8 @@ class DCGANConfig:
 
     @classmethod
     def cpu(cls) -> DCGANConfig:
-        """64x64 from 4x4x128 (half the paper's widths: a quarter of the cost per step, so that a few
-        minutes on two CPU cores give the ~600 steps the slices need to look like brains)."""
+        """64x64 from 4x4x128 (half the paper's widths: a quarter of the cost per step, so that the
+        recipe's 1500 steps of 32 slices take a few minutes of CPU)."""
         return cls(image_size=64, nz=100, ngf=16, ndf=16, label_smoothing=0.1)
 
     @classmethod
@@ -190,54 +190,47 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def make_gan(cfg: DCGANConfig, device=None):
-    """Generator, discriminator and their Adam optimisers (lr, (beta1, 0.999)) on ``device``."""
-    G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    return G, D, opt_g, opt_d
+def gan_step(
+    modules: dict, optimizers: dict, batch, nz: int, label_smoothing: float = 0.0, instance_noise: float = 0.0
+) -> dict[str, float]:
+    """The update step: one update of the discriminator ``modules["D"]`` (``optimizers["opt_d"]``),
+    then one of the generator ``modules["G"]`` (``optimizers["opt_g"]``).
 
-
-def gan_step(G: Generator, D: Discriminator, opt_g, opt_d):
-    """A ``step(real) -> losses`` for :func:`mricourse.fit`: one update of D, then one of G.
-
-    ``real`` is a batch (B, 1, S, S) in [-1, 1] (or a tuple whose first item is). The returned
-    ``d_real`` / ``d_fake`` are D's mean probabilities that real / generated images are real.
+    ``batch``: real images (B, 1, S, S) in [-1, 1] (or a tuple whose first item they are). The
+    latent vectors ``z`` (B, ``nz``) and any instance noise come from torch's global generator
+    (drawn on the CPU: the same draws on any device). Returns the losses and ``d_real`` /
+    ``d_fake``, D's mean probabilities that real / generated images are real.
     """
-    cfg = G.cfg
+    G, D, opt_g, opt_d = modules["G"], modules["D"], optimizers["opt_g"], optimizers["opt_d"]
+    real = batch[0] if isinstance(batch, (tuple, list)) else batch
+    device = next(G.parameters()).device
+    real = real.to(device)
+    G.train()
+    D.train()
+    z = torch.randn(real.shape[0], nz).to(device)  # (B, nz)
+    fake = G(z)  # (B, 1, S, S)
 
-    def step(batch):
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        device = next(G.parameters()).device
-        real = real.to(device)
-        G.train()
-        D.train()
-        z = torch.randn(real.shape[0], cfg.nz, device=device)
-        fake = G(z)  # (B, 1, S, S)
+    def noisy(x):  # instance noise, fresh for every look of D
+        return x + instance_noise * torch.randn(x.shape).to(device) if instance_noise > 0 else x
 
-        def noisy(x):  # instance noise, fresh for every look of D
-            return x + cfg.instance_noise * torch.randn_like(x) if cfg.instance_noise > 0 else x
+    # 1) discriminator: push D(x) -> 1 and D(G(z)) -> 0; G is held fixed (detach)
+    real_logits, fake_logits = D(noisy(real)), D(noisy(fake.detach()))
+    loss_d = discriminator_loss(real_logits, fake_logits, real_label=1.0 - label_smoothing)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
 
-        # 1) discriminator: push D(x) -> 1 and D(G(z)) -> 0; G is held fixed (detach)
-        real_logits, fake_logits = D(noisy(real)), D(noisy(fake.detach()))
-        loss_d = discriminator_loss(real_logits, fake_logits, real_label=1.0 - cfg.label_smoothing)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-
-        # 2) generator: push the updated D(G(z)) -> 1; only G's optimiser steps
-        loss_g = generator_loss(D(noisy(fake)))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
-            "d_real": torch.sigmoid(real_logits).mean().item(),
-            "d_fake": torch.sigmoid(fake_logits).mean().item(),
-        }
-
-    return step
+    # 2) generator: push the updated D(G(z)) -> 1; only G's optimiser steps
+    loss_g = generator_loss(D(noisy(fake)))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {
+        "loss_d": loss_d.item(),
+        "loss_g": loss_g.item(),
+        "d_real": torch.sigmoid(real_logits).mean().item(),
+        "d_fake": torch.sigmoid(fake_logits).mean().item(),
+    }
 
 
 def to_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:

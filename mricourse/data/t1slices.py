@@ -1,0 +1,105 @@
+"""Chapter 4's data: mid-axial T1-weighted slices, one per subject (Bermudez et al. 2018 trained on
+528 of them), and the two training pipelines built on them: :class:`GANSlices` for the DCGAN and
+:class:`NoisyCrops` for the denoising autoencoder.
+
+Without a data folder the slices are synthesised in memory from the digital brain (training
+subjects from seed 0, held-out subjects from seed 1) at the sizes of :data:`T1_SLICES`; with one,
+they are the T1w slices of a ``slices`` data set (``train.npz``, ``test.npz``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..profile import Profile
+from ..profile import profile as get_profile
+
+__all__ = ["T1_SLICES", "t1_slices", "GANSlices", "NoisyCrops"]
+
+#: per profile: training subjects (the paper's 528), held-out subjects, image size (240 mm across)
+T1_SLICES = {
+    "smoke": dict(train=48, test=24, size=64),
+    "cpu": dict(train=528, test=256, size=128),
+    "gpu": dict(train=528, test=512, size=256),
+}
+
+
+@functools.lru_cache(maxsize=2)
+def _synthesised(n: int, size: int, seed: int) -> dict[str, torch.Tensor]:
+    from .slices import brain_slices
+
+    return brain_slices(n, size=size, seed=seed)
+
+
+def t1_slices(profile: Profile | str | None = None, data: Path | str | None = None) -> tuple[dict, dict]:
+    """Training and held-out T1w slices ``{"images": (N, 1, H, W), "labels": (N, 1, H, W),
+    "subject": (N,)}``: from the ``slices`` data set in ``data``, or, when ``data`` is None,
+    synthesised at the sizes of :data:`T1_SLICES` for ``profile`` (kept in memory, so that the
+    chapter and its recipes make them once; the tensors returned are copies)."""
+    prof = get_profile(None if profile is None else str(profile))
+    if data is not None:
+        from .sets import load_slices
+
+        return load_slices(Path(data), prof, ("T1w",))
+    p = T1_SLICES[prof.name]
+    return tuple(
+        {k: v.clone() for k, v in _synthesised(n, p["size"], seed).items()} for n, seed in ((p["train"], 0), (p["test"], 1))
+    )
+
+
+class GANSlices(Dataset):
+    """Slices for a GAN: (N, 1, H, W) images resized to ``size`` x ``size`` (area averaging: a mean
+    over 2x2 pixels for a halving) and mapped from [0, ``vmax``] to the generator's [-1, 1]
+    (clipped), ``2 x / vmax - 1``. Item ``i``: the image (1, size, size). No random draws."""
+
+    def __init__(self, images: torch.Tensor, size: int, vmax: float = 1.5):
+        if images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(f"GANSlices: expected single-channel images (N, 1, H, W), got {tuple(images.shape)}")
+        resized = F.interpolate(images.float(), size=(size, size), mode="area")  # (N, 1, size, size)
+        self.images = (resized / vmax).clamp(0.0, 1.0) * 2.0 - 1.0
+        self.vmax = vmax
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+class NoisyCrops(Dataset):
+    """Noisy random crops for a denoiser: item ``i`` is ``{"noisy": y, "clean": x, "sigma": s}``
+    with ``x`` a ``crop`` x ``crop`` patch (1, crop, crop) of image ``i`` at a random position,
+    ``s`` drawn log-uniformly in ``sigmas = (lo, hi)``, ``s = lo (hi / lo)^u``, ``u ~ U(0, 1)`` (every
+    decade of noise as likely; a fixed level when ``lo == hi``), and ``y = x + s n``, ``n ~ N(0, I)``.
+
+    Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and
+    checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
+    seen."""
+
+    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2)):
+        if images.ndim != 4:
+            raise ValueError(f"NoisyCrops: expected images (N, C, H, W), got {tuple(images.shape)}")
+        if crop > min(images.shape[-2:]) or crop < 1:
+            raise ValueError(f"NoisyCrops: expected a crop of 1 to {min(images.shape[-2:])} pixels, got {crop}")
+        lo, hi = sigmas
+        if not 0 < lo <= hi:
+            raise ValueError(f"NoisyCrops: expected noise levels 0 < lo <= hi, got {sigmas}")
+        self.images, self.crop, self.sigmas = images, crop, (float(lo), float(hi))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        h, w = self.images.shape[-2:]
+        r = int(torch.randint(0, h - self.crop + 1, ()))  # the crop's top-left corner
+        c = int(torch.randint(0, w - self.crop + 1, ()))
+        clean = self.images[i, :, r : r + self.crop, c : c + self.crop]  # (C, crop, crop)
+        lo, hi = self.sigmas
+        sigma = lo * (hi / lo) ** torch.rand(())  # log-uniform in [lo, hi]
+        noisy = clean + sigma * torch.randn(clean.shape, dtype=clean.dtype)
+        return {"noisy": noisy, "clean": clean, "sigma": sigma}

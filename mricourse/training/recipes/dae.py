@@ -1,0 +1,75 @@
+"""The skip-connection denoising autoencoder (RED-Net, Mao et al. 2016, as in Bermudez et al. 2018)
+on T1-weighted brain slices: chapter 4's training run, and ``mricourse train dae``.
+
+Data: random crops of the chapter's training slices (the paper's 528 subjects, synthesised; or
+the T1w slices of a ``slices`` folder), each with Gaussian noise of a level drawn log-uniformly in
+[0.02, 0.2] of the brain's bright end (:class:`~mricourse.data.t1slices.NoisyCrops`; the level
+enters the network as an extra channel; 0.1 for a network that is not noise-conditional). Update:
+:func:`~mricourse.models.dae.dae_step`, the squared error weighted by ``1 / sigma^2``. Adam with a
+one-cycle learning rate (peak 2e-3) by the step. Evaluation: PSNR inside the head of noisy and
+denoised held-out slices at each level.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from ...data.t1slices import NoisyCrops, t1_slices
+from ...gan_eval import foreground_mask
+from ...metrics import psnr
+from ...models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
+from ..schedules import OneCycleSchedule
+from . import Recipe, apply_overrides, define
+
+#: the noise levels of the chapter (standard deviations, in units of the brain's 99.5th percentile)
+LEVELS = (0.02, 0.05, 0.1, 0.2)
+
+
+def evaluate(modules, val_set: torch.Tensor, levels=LEVELS) -> dict[str, float]:
+    """Mean PSNR inside the head (data range: the clean slice's maximum) of the held-out slices
+    ``val_set`` (N, 1, H, W) with seeded noise at each level, noisy (``psnr_noisy_<s>``) and
+    denoised (``psnr_<s>``)."""
+    net = modules["model"].eval()
+    device = next(net.parameters()).device
+    masks = foreground_mask(val_set)[:, None]  # (N, 1, H, W)
+    out = {}
+    for s in levels:
+        noisy = add_gaussian_noise(val_set, s, generator=torch.Generator().manual_seed(123))
+        with torch.no_grad():
+            pred = torch.cat([net(noisy[i : i + 16].to(device), s).cpu() for i in range(0, len(noisy), 16)])
+        for name, images in (("psnr_noisy", noisy), ("psnr", pred)):
+            scores = [psnr(c[m], p[m], data_range=float(c.max())) for c, p, m in zip(val_set, images, masks)]
+            out[f"{name}_{s}"] = float(sum(scores) / len(scores))
+    return out
+
+
+@define("dae")
+def build(profile, data, overrides, seed) -> Recipe:
+    cfg = apply_overrides(DAEConfig.for_profile(profile), overrides)
+    model = DAE(cfg)  # weights from the seed
+    lr = 2e-3
+    steps = profile.pick(smoke=6, cpu=700, gpu=4000)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sigmas = (min(LEVELS), max(LEVELS)) if cfg.noise_conditional else (0.1, 0.1)
+    crop = profile.pick(smoke=32, cpu=48, gpu=64)
+    train, test = t1_slices(profile, data)
+    return Recipe(
+        "dae",
+        cfg,
+        {"model": model},
+        {"opt": opt},
+        {"opt": OneCycleSchedule(opt, lr, steps, warmup=0.05)},  # warm-up, then cosine decay, by the step
+        partial(dae_step, sigma_ref=math.sqrt(sigmas[0] * sigmas[1])),  # the loss at the range's middle
+        NoisyCrops(train["images"], crop, sigmas),
+        batch_size=profile.pick(smoke=4, cpu=16, gpu=16),
+        steps=steps,
+        seed=seed,
+        profile=profile,
+        settings={"lr": lr, "schedule": "one-cycle, warm-up 5 %", "crop": crop, "sigmas": sigmas, "sigma": "log-uniform"},
+        val_set=test["images"],
+        evaluate=evaluate,
+        log_every=profile.pick(smoke=2, cpu=20, gpu=50),
+    )
