@@ -51,6 +51,7 @@ from .data import (
     NoisyCrops,
     RegistrationPairs,
     SliceData,
+    SRPatches,
     Subject,
     VarNetTransform,
     brain_slices,
@@ -71,7 +72,7 @@ from .data import (
     write_nifti,
 )
 from .data.fields import gaussian_blur
-from .degrade import PatchSampler, crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
+from .degrade import crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
 from .fft import fft2c, fft3c, fftnc, from_channels, ifft2c, ifft3c, ifftnc, to_channels
 from .gan_eval import C2STResult, c2st, foreground_mask, intensity_histogram, ncc, nearest_neighbours, radial_profile
 from .layers import ConvBlock, PatchDiscriminator, SpatialTransformer, UNet, VecInt, identity_grid, resize_flow, warp

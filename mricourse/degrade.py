@@ -33,7 +33,7 @@ from .data.fields import gaussian_blur
 from .fft import fftnc, ifftnc
 from .metrics import psnr, ssim
 
-__all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics", "PatchSampler"]
+__all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics"]
 
 
 def factors(factor, dims: int) -> tuple[int, ...]:
@@ -171,50 +171,3 @@ def sr_metrics(gt, pred, mask=None, border: int = 4, dims: int = 2) -> dict[str,
         "psnr": float(psnr(gt[mask], pred[mask], data_range=peak)),
         "ssim": float(ssim(gt * mask, pred * mask, data_range=peak)),
     }
-
-
-class PatchSampler:
-    """Endless random batches of aligned (low-, high-resolution) patches, for :func:`mricourse.fit`.
-
-    Args:
-        lr: (N, 1, *spatial) low-resolution images or volumes; ``hr``: (N, 1, *(spatial * factor)).
-        size: patch size at low resolution (int or per-axis); the HR patch is ``size * factor``.
-        batch: patches per batch. ``seed``: the sequence of batches depends only on it.
-        mask: optional (N, 1, *hr spatial) boolean; patches whose HR window is less than
-            ``min_inside`` inside it are drawn again (up to 10 times), so batches show anatomy.
-    Yields ``(lr_patches (batch, 1, *size), hr_patches (batch, 1, *(size * factor)))``.
-    """
-
-    def __init__(self, lr, hr, size, factor=2, batch: int = 16, seed: int = 0, mask=None, min_inside: float = 0.3):
-        self.dims = lr.ndim - 2
-        self.f = factors(factor, self.dims)
-        self.size = factors(size, self.dims)
-        if hr.shape[:2] != lr.shape[:2] or any(h != n * r for h, n, r in zip(hr.shape[2:], lr.shape[2:], self.f)):
-            raise ValueError(
-                f"PatchSampler: expected hr of shape lr * factor {self.f}, got lr {tuple(lr.shape)} and hr {tuple(hr.shape)}"
-            )
-        if any(s > n for s, n in zip(self.size, lr.shape[2:])):
-            raise ValueError(f"PatchSampler: patch size {self.size} exceeds the low-resolution size {tuple(lr.shape[2:])}")
-        self.lr, self.hr, self.mask, self.batch, self.min_inside = lr, hr, mask, batch, min_inside
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def _draw(self):
-        i = int(torch.randint(0, self.lr.shape[0], (1,), generator=self.gen))
-        start = [int(torch.randint(0, n - s + 1, (1,), generator=self.gen)) for n, s in zip(self.lr.shape[2:], self.size)]
-        lo = (i, slice(None), *(slice(a, a + s) for a, s in zip(start, self.size)))
-        hi = (i, slice(None), *(slice(a * r, (a + s) * r) for a, s, r in zip(start, self.size, self.f)))
-        return lo, hi
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        lrs, hrs = [], []
-        for _ in range(self.batch):
-            for _ in range(10):
-                lo, hi = self._draw()
-                if self.mask is None or float(self.mask[hi].float().mean()) >= self.min_inside:
-                    break
-            lrs.append(self.lr[lo])
-            hrs.append(self.hr[hi])
-        return torch.stack(lrs), torch.stack(hrs)

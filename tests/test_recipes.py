@@ -27,6 +27,8 @@ DATA = {
     "unet3d_brats": "brats",
     "dcgan": "slices",
     "dae": "slices",
+    "msfusion": "slices",
+    "srgan": "ixi",
 }
 
 

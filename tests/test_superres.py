@@ -235,27 +235,92 @@ def test_srgan_overfits_one_batch_and_gan_step_runs():
     hr = blob((8, 8, 8), 2.0).expand(2, 1, 8, 8, 8).clone()
     lr = mc.degrade(hr, 2, dims=3, sigma=1.0)
     cfg = mc.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=3e-3)
-    gen, disc = mc.SRGANGenerator(cfg), mc.SRGANDiscriminator(cfg)
-    opt_g, opt_d = torch.optim.Adam(gen.parameters(), cfg.lr), torch.optim.Adam(disc.parameters(), cfg.lr)
-    content = mc.srgan_step(gen, None, opt_g, cfg=cfg)
-    first = content((lr, hr))["mse"]
+    modules = {"G": mc.SRGANGenerator(cfg), "D": mc.SRGANDiscriminator(cfg)}
+    opts = {
+        "opt_g": torch.optim.Adam(modules["G"].parameters(), cfg.lr),
+        "opt_d": torch.optim.Adam(modules["D"].parameters(), cfg.lr),
+    }
+    d_before = [p.clone() for p in modules["D"].parameters()]
+    first = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg, adversarial=False)["mse"]
     for _ in range(60):
-        last = content((lr, hr))["mse"]
-    assert last < 0.01 * first
-    losses = mc.srgan_step(gen, disc, opt_g, opt_d, cfg)((lr, hr))
+        last = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg, adversarial=False)
+    assert last["mse"] < 0.01 * first and set(last) == {"mse", "gdl"}
+    assert all(torch.equal(a, b) for a, b in zip(d_before, modules["D"].parameters()))  # the content phase leaves D alone
+    losses = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg)
     assert set(losses) == {"mse", "gdl", "adv", "d_loss"} and all(math.isfinite(v) for v in losses.values())
+    assert not all(torch.equal(a, b) for a, b in zip(d_before, modules["D"].parameters()))
 
 
 @pytest.mark.parametrize("dims,factor", [(2, 2), (3, (2, 1, 1))])
-def test_patch_sampler_aligns_patches(dims, factor):
+def test_sr_patches_align_and_follow_the_seed(dims, factor):
+    """Each item is a low-resolution patch and the high-resolution window it was made from; the
+    positions come from torch's global generator only (fit seeds and checkpoints it)."""
     hr = torch.rand(3, 1, *([16] * dims))
     lr = mc.degrade(hr, factor, dims, sigma=0)
     f = mc.factors(factor, dims)
-    batch = next(iter(mc.PatchSampler(lr, hr, 4, factor, batch=5, seed=1)))
-    assert batch[0].shape == (5, 1, *([4] * dims)) and batch[1].shape == (5, 1, *(4 * r for r in f))
-    torch.testing.assert_close(mc.degrade(batch[1], factor, dims, sigma=0), batch[0])
-    again = next(mc.PatchSampler(lr, hr, 4, factor, batch=5, seed=1))
-    assert torch.equal(again[1], batch[1])
+    patches = mc.SRPatches(lr, hr, 4, factor, samples_per_image=2)
+    assert len(patches) == 6
+    x, y = patches[4]  # a patch of image 1
+    assert x.shape == (1, *([4] * dims)) and y.shape == (1, *(4 * r for r in f))
+    torch.testing.assert_close(mc.degrade(y, factor, dims, sigma=0), x)
+
+    def draw(seed):
+        torch.manual_seed(seed)
+        return torch.stack([patches[i][1] for i in range(len(patches))])
+
+    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
+
+
+def test_sr_patches_stay_inside_the_mask():
+    hr = torch.arange(32 * 32, dtype=torch.float32).view(1, 1, 32, 32).repeat(2, 1, 1, 1)  # value: 32 row + column
+    mask = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    mask[..., :16, :] = True  # the top half is "brain"
+
+    def first_rows(m):
+        patches = mc.SRPatches(hr[..., ::2, ::2], hr, 4, 2, mask=m, min_inside=0.5, samples_per_image=20)
+        torch.manual_seed(0)
+        return [int(patches[i][1][0, 0, 0]) // 32 for i in range(len(patches))]
+
+    assert max(first_rows(mask)) <= 12  # at least half of each 8-row window in the top 16 rows
+    assert max(first_rows(None)) > 12
+    with pytest.raises(ValueError, match="low-resolution size"):
+        mc.SRPatches(hr, hr, 4, 2)
+
+
+def test_srgan_schedule_follows_the_phases():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    phases = mc.recipes.srgan.ContentThenAdversarial(opt, 1e-3, 10, 8, 1e-4)
+    seen = []
+    for _ in range(10):
+        seen.append((phases.adversarial, opt.param_groups[0]["lr"]))
+        phases.step()
+    assert [a for a, _ in seen] == [False] * 8 + [True] * 2
+    assert max(lr for _, lr in seen[:8]) == pytest.approx(1e-3, rel=0.05) and seen[9][1] == 1e-4
+    phases.steps, phases.count = 20, 0  # stretched by Recipe.set_steps: both phases alike
+    assert phases.content_steps == 16
+
+
+def test_msfusion_recipe_factor_and_degradation(tiny_data):
+    r = mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"factor": "4", "degradation": "kspace"})
+    x, y = r.train_set[0]
+    assert r.config.factor == 4 and x.shape == (1, 8, 8) and y.shape == (1, 32, 32)
+    assert r.settings["degradation"] == "kspace" and r.val_set["lr"].shape[-1] * 4 == r.val_set["hr"].shape[-1]
+    with pytest.raises(ValueError, match="degradation"):
+        mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"degradation": "blur"})
+
+
+def test_srgan_recipe_trains_content_then_adversarial(tiny_data):
+    """The run's first steps train the generator alone; the discriminator joins at the switch."""
+    r = mc.recipe("srgan", "smoke", data=tiny_data["ixi"], seed=0)
+    content = r.schedules["opt_g"].content_steps
+    assert r.steps == content + 2 and r.settings["content_steps"] == content
+    history = r.fit(progress=False, log_every=1)
+    assert len(history["mse"]) == r.steps and len(history["d_loss"]) == r.steps - content
+    scores = r.evaluate(r.modules, r.val_set)
+    assert all(math.isfinite(v) for v in scores.values()) and {"psnr", "psnr_cubic", "ssim_linear"} <= set(scores)
+    two_d = mc.recipe("srgan", "smoke", data=tiny_data["slices"], overrides={"dims": "2", "adv_weight": "0"})
+    assert two_d.steps == two_d.schedules["opt_g"].content_steps  # no adversarial phase
+    assert two_d.train_set[0][0].shape == (1, 16, 16)
 
 
 def test_sr_metrics_averages_items():

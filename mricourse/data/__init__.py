@@ -12,6 +12,7 @@ from .fields import random_deformation
 from .kspace import center_crop, multicoil_kspace
 from .make import DATASETS, dataset_params, ensure_dataset, make_dataset
 from .nifti import check_brats_case, read_brats_case, read_nifti, write_brats_case, write_nifti
+from .patches import SRPatches
 from .prepare import index_brats, index_fastmri, index_ixi
 from .slices import brain_slices
 from .store import data_dir
@@ -52,6 +53,7 @@ __all__ = [
     "read_brats_case",
     "check_brats_case",
     "SliceData",
+    "SRPatches",
     "FastMRISlices",
     "VarNetTransform",
     "crop_readout",

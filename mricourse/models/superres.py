@@ -12,7 +12,9 @@ super-resolution reconstruction" (BioMedical Engineering OnLine); Sanchez and Vi
   sub-pixel convolution, initialised so that it starts as nearest-neighbour upsampling (ICNR,
   Aitken et al. 2017): no checkerboard at the start. The discriminator: strided 3^3 convolutions,
   global average pooling, one linear layer. Generator loss: MSE + gradient difference + 0.1 x
-  adversarial; the alternating update is written out in :func:`srgan_step`.
+  adversarial; the alternating update is written out in :func:`srgan_step`. The optimisers, the
+  learning rates of the two phases (content loss, then adversarial) and the data belong to the
+  training recipes (``mc.recipe("msfusion")``, ``mc.recipe("srgan")``).
 """
 
 from __future__ import annotations
@@ -123,10 +125,10 @@ class Upsampler(nn.Module):
 class MultiScaleFusionConfig:
     """Liu et al.'s multi-scale fusion CNN. ``factor``: int or per-axis tuple."""
 
-    factor: int | tuple = 2
+    factor: int | tuple[int, ...] = 2
     chans: int = 64
     num_units: int = 4
-    kernel_sizes: tuple = (3, 5, 7)
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
     dims: int = 2
 
     @classmethod
@@ -200,7 +202,7 @@ class SRGANConfig:
     residual, starting from zero (not in the paper; it makes the CPU preset train in minutes).
     """
 
-    factor: int | tuple = 2
+    factor: int | tuple[int, ...] = 2
     chans: int = 64
     num_blocks: int = 6
     norm: bool = True
@@ -307,44 +309,44 @@ def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.
     return loss
 
 
-def srgan_step(gen: nn.Module, disc: nn.Module | None, opt_g, opt_d=None, cfg: SRGANConfig | None = None):
-    """A ``step`` for :func:`mricourse.fit` on ``(lr, hr)`` batches, the GAN update written out.
+def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adversarial: bool = True) -> dict[str, float]:
+    """The update step on an ``(lr, hr)`` batch of patches, the GAN update written out:
 
-    1. discriminator: ``BCE(D(hr), 1) + BCE(D(G(lr)), 0)`` (the fake detached);
-    2. generator: ``MSE(G(lr), hr) + gdl_weight GDL + adv_weight BCE(D(G(lr)), 1)``.
+    1. discriminator ``modules["D"]``: ``BCE(D(hr), 1) + BCE(D(G(lr)), 0)`` (the fake detached),
+       one step of ``optimizers["opt_d"]``;
+    2. generator ``modules["G"]``: ``MSE(G(lr), hr) + gdl_weight GDL + adv_weight BCE(D(G(lr)), 1)``,
+       one step of ``optimizers["opt_g"]``.
 
-    With ``disc=None`` or ``adv_weight=0`` only the content loss (MSE + GDL) is trained.
+    With ``adversarial=False`` (the content phase) or ``cfg.adv_weight == 0`` only the content loss
+    (MSE + GDL) trains the generator and the discriminator is not used. Returns the losses.
     """
-    cfg = cfg or gen.cfg
+    gen, opt_g = modules["G"], optimizers["opt_g"]
+    adversarial = adversarial and cfg.adv_weight > 0
     bce = F.binary_cross_entropy_with_logits
-    adversarial = disc is not None and cfg.adv_weight > 0
-
-    def step(batch):
-        device = next(gen.parameters()).device
-        lr, hr = (t.to(device) for t in batch)
-        gen.train()
-        fake = gen(lr)
-        out = {}
-        if adversarial:  # 1. discriminator update
-            disc.train()
-            real_logits, fake_logits = disc(hr), disc(fake.detach())
-            d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            out["d_loss"] = d_loss.item()
-        # 2. generator update
-        mse = F.mse_loss(fake, hr)
-        gdl = gradient_difference_loss(fake, hr)
-        g_loss = mse + cfg.gdl_weight * gdl
-        if adversarial:
-            logits = disc(fake)
-            adv = bce(logits, torch.ones_like(logits))
-            g_loss = g_loss + cfg.adv_weight * adv
-            out["adv"] = adv.item()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        return {"mse": mse.item(), "gdl": gdl.item(), **out}
-
-    return step
+    device = next(gen.parameters()).device
+    lr, hr = (t.to(device) for t in batch)
+    gen.train()
+    fake = gen(lr)
+    out = {}
+    if adversarial:  # 1. discriminator update
+        disc, opt_d = modules["D"], optimizers["opt_d"]
+        disc.train()
+        real_logits, fake_logits = disc(hr), disc(fake.detach())
+        d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        out["d_loss"] = d_loss.item()
+    # 2. generator update
+    mse = F.mse_loss(fake, hr)
+    gdl = gradient_difference_loss(fake, hr)
+    g_loss = mse + cfg.gdl_weight * gdl
+    if adversarial:
+        logits = modules["D"](fake)
+        adv = bce(logits, torch.ones_like(logits))
+        g_loss = g_loss + cfg.adv_weight * adv
+        out["adv"] = adv.item()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {"mse": mse.item(), "gdl": gdl.item(), **out}

@@ -291,4 +291,4 @@ def _convert(value: str, hint):
     return hint(value)
 
 
-from . import cascade, cyclegan, dae, dcgan, slices, superres, toy, varnet, volumes, vox2vox, voxelmorph  # noqa: E402, F401  (register the recipes)
+from . import cascade, cyclegan, dae, dcgan, msfusion, slices, srgan, superres, toy, varnet, volumes, vox2vox, voxelmorph  # noqa: E402, F401  (register the recipes)

@@ -1,0 +1,125 @@
+"""The multi-scale fusion CNN (Liu et al. 2018), 2D super-resolution: chapter 7's training run, and
+``mricourse train msfusion`` (``--config factor=4``: the x4 network).
+
+Data: T1-weighted axial slices (128 x 128 pixels of 1.9 mm), made in memory as in the chapter
+(:func:`mricourse.brain_slices`: training subjects seed 0, held-out subjects seed 1), or the
+slices of a ``slices`` folder; each with its brain mask. Training pairs: the chapter's degradation,
+:func:`mricourse.degrade` (Gaussian blur of :data:`SIGMA` high-resolution pixels, a box average over
+``factor`` pixels, Gaussian noise of :data:`NOISE` of the brain's bright end); the override
+``degradation=kspace`` makes them by :func:`mricourse.kspace_truncate` instead (the same noise power),
+the degradation a scanner applies. Random patches of 32 high-resolution pixels inside the brain
+(:class:`mricourse.SRPatches`), 8 a step, MSE (:func:`~mricourse.training.fit.supervised_update`),
+Adam with a one-cycle learning rate by the step. Evaluation: PSNR and SSIM over the brain
+(border-cropped, :func:`mricourse.sr_metrics`) of the held-out slices, beside spline interpolation.
+"""
+
+from __future__ import annotations
+
+import functools
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ...data.patches import SRPatches
+from ...data.sets import load_slices
+from ...data.slices import brain_slices
+from ...degrade import crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
+from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
+from ..fit import supervised_update
+from ..schedules import OneCycleSchedule
+from . import Recipe, apply_overrides, define
+
+#: the chapter's degradation: PSF sigma in HR pixels, noise as a fraction of the brain's bright end
+SIGMA, NOISE = 1.0, 0.02
+
+#: the high-resolution patch (pixels per side) of the training batches
+PATCH = 32
+
+
+def chapter_sizes(profile) -> dict:
+    """Training subjects, slices per training subject, held-out subjects of the slices made in memory."""
+    return profile.pick(
+        smoke=dict(train=8, slices=1, test=4), cpu=dict(train=48, slices=2, test=12), gpu=dict(train=400, slices=4, test=50)
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _chapter_slices(n_train: int, slices: int, n_test: int) -> tuple[dict, dict]:
+    """The chapter's training and held-out slices (128 x 128), made once per session."""
+    train = brain_slices(n_train, size=128, slices_per_subject=slices, seed=0)
+    test = brain_slices(n_test, size=128, seed=1)  # other subjects
+    return train, test
+
+
+def slice_pairs(data: Path | None, profile, factor, degradation: str = "image") -> tuple[dict, dict]:
+    """Training and held-out 2D pairs: ``{"lr", "hr", "mask", "labels"}`` each, (N, 1, ...) tensors;
+    the noise of the training pairs is seeded with 0, that of the held-out pairs with 1."""
+    if degradation not in ("image", "kspace"):
+        raise ValueError(f"degradation: expected 'image' (blur, box average, noise) or 'kspace', got {degradation!r}")
+    if data is None:
+        n = chapter_sizes(profile)
+        train, test = _chapter_slices(n["train"], n["slices"], n["test"])
+    else:
+        train, test = load_slices(data, profile, ("T1w",))
+    out = []
+    for d, seed in ((train, 0), (test, 1)):
+        hr, labels = crop_to_multiple(d["images"][:, :1], factor), crop_to_multiple(d["labels"], factor)
+        if degradation == "image":
+            lr = degrade(hr, factor, sigma=SIGMA, noise=NOISE, seed=seed)
+        else:  # complex noise of the same total power
+            lr = kspace_truncate(hr, factor, noise=NOISE / 2**0.5, seed=seed)
+        out.append({"lr": lr, "hr": hr, "mask": labels > 0, "labels": labels})
+    return out[0], out[1]
+
+
+def evaluate_sr(net, val: dict, factor, dims: int) -> dict[str, float]:
+    """PSNR and SSIM (brain-masked, border-cropped) of ``net`` on the held-out pairs, one image at a
+    time, and of linear and cubic B-spline interpolation (``psnr_linear``, ``psnr_cubic``, ...)."""
+    net = net.eval()
+    device = next(net.parameters()).device
+    scores: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for x, y, m in zip(val["lr"], val["hr"], val["mask"]):
+            preds = {"": net(x[None].to(device)).cpu()[0]}
+            preds.update({f"_{name}": interpolate(x, factor, dims, order) for name, order in (("linear", 1), ("cubic", 3))})
+            for suffix, p in preds.items():
+                for k, v in sr_metrics(y, p, m, dims=dims).items():
+                    scores.setdefault(k + suffix, []).append(v)
+    return {k: sum(v) / len(v) for k, v in scores.items()}
+
+
+@define("msfusion")
+def build(profile, data, overrides, seed) -> Recipe:
+    degradation = overrides.pop("degradation", "image")  # a setting of the data, not of the network
+    cfg = apply_overrides(MultiScaleFusionConfig.for_profile(profile), overrides)
+    if cfg.dims != 2:
+        raise ValueError(f"msfusion: the recipe trains on 2D slices (dims 2), got dims={cfg.dims}")
+    f = factors(cfg.factor, 2)
+    train, val = slice_pairs(data, profile, f, degradation)
+    model = MultiScaleFusionSR(cfg)
+    lr = 2e-3
+    if max(f) >= 4:
+        steps = profile.pick(smoke=4, cpu=1000, gpu=10_000)
+    else:
+        steps = profile.pick(smoke=4, cpu=3000, gpu=20_000)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    size = [PATCH // r for r in f]  # low-resolution patch
+    return Recipe(
+        "msfusion",
+        cfg,
+        {"model": model},
+        {"opt": opt},
+        {"opt": OneCycleSchedule(opt, lr, steps)},  # warm-up, then cosine decay, by the step
+        partial(supervised_update, loss_fn=F.mse_loss),
+        SRPatches(train["lr"], train["hr"], size, f, mask=train["mask"], samples_per_image=4),
+        batch_size=8,
+        steps=steps,
+        seed=seed,
+        profile=profile,
+        settings={"lr": lr, "schedule": "one-cycle", "loss": "mse", "patch": PATCH, "degradation": degradation},
+        val_set=val,
+        evaluate=lambda modules, val: evaluate_sr(modules["model"], val, f, 2),
+        log_every=profile.pick(smoke=1, cpu=10, gpu=100),
+    )
