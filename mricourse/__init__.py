@@ -156,7 +156,17 @@ from .models.vox2vox import (
     vox2vox_step,
 )
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, VxmOutput, voxelmorph_loss, voxelmorph_step
-from .physics import MultiCoilMRI, SingleCoilMRI, add_noise, adjointness_error, coil_maps, complex_noise, g_factor, rss, zero_filled
+from .physics import (
+    MultiCoilMRI,
+    SingleCoilMRI,
+    add_noise,
+    adjointness_error,
+    coil_maps,
+    complex_noise,
+    g_factor,
+    rss,
+    zero_filled,
+)
 from .profile import Profile, profile
 from .registration import STRUCTURES, IterativeConfig, IterativeResult, elastix_available, iterative_register, score_registration
 from .results import Stopwatch, load_results, results_dir, save_results

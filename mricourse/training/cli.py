@@ -20,17 +20,15 @@ import math
 import sys
 import tempfile
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from ..profile import PROFILES
 from ..profile import profile as get_profile
-from ..utils import atomic_write, seed_everything
+from ..utils import atomic_write
 from . import distributed
-from .fit import TrainConfig, fit
-from .recipes import RECIPES, TASKS, names, recipe, weights_hash
+from .recipes import names, recipe
 
 
 class UsageError(ValueError):
@@ -152,10 +150,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def train(args: argparse.Namespace) -> dict:
-    overrides = validate(args)
-    if args.task in RECIPES:
-        return _train_recipe(args, overrides)
-    return _train_task(args, overrides)
+    return _train_recipe(args, validate(args))
 
 
 def _build(build, task: str):
@@ -180,6 +175,14 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
         r.batch_size = args.batch_size
     r.log_every = args.log_every or r.log_every
     r.to(info.device)
+    if args.amp and info.device.type == "cuda":  # bfloat16 autocast around the recipe's own update
+        update = r.update
+
+        def autocast_update(modules, optimizers, batch):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return update(modules, optimizers, batch)
+
+        r.update = autocast_update
     wrapped = {k: distributed.wrap(m) for k, m in r.modules.items()}
     history = r.fit(
         wrapped,
@@ -209,60 +212,6 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
         if r.evaluate is not None:
             result["metrics"] = r.evaluate(r.modules, r.val_set)
         _write_json(args.out / "config.json", r.record())
-        _write_json(args.out / "metrics.json", result)
-        print(json.dumps(_finite(result)))
-    distributed.barrier()
-    distributed.shutdown()
-    return result
-
-
-def _train_task(args: argparse.Namespace, overrides: dict) -> dict:
-    """The older task shape (models not yet moved to recipes)."""
-    info = distributed.init()
-    prof = get_profile(args.profile)
-    seed_everything(args.seed)  # same initial weights on every process
-    task = _build(lambda: TASKS[args.task](overrides, args.data, prof), args.task)
-    modules = {k: m.to(info.device) for k, m in task.modules.items()}
-    wrapped = {k: distributed.wrap(m) for k, m in modules.items()}
-    loader = distributed.make_loader(task.train_set, args.batch_size or task.batch_size, seed=args.seed)
-    step = task.make_step(wrapped, task.optimizers)
-    if args.amp and info.device.type == "cuda":
-        inner = step
-
-        def step(batch):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return inner(batch)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(
-        steps=args.steps or task.steps,
-        time_budget=args.time_budget,
-        checkpoint=str(args.out / "checkpoint.pt"),
-        checkpoint_every=args.checkpoint_every,
-        resume=not args.fresh,
-        stop_after=args.stop_after,
-        seed=args.seed,
-        log_every=args.log_every or 10,
-        progress=sys.stderr.isatty(),
-        log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
-    )
-    history = fit(step, loader, cfg, state={**wrapped, **task.optimizers}, config=task.config, local_state=task.local_state)
-    gathered = distributed.all_gather_object([_checksum(m) for m in modules.values()])
-    result = {
-        "task": args.task,
-        "profile": prof.name,
-        "world_size": distributed.world_size(),
-        "backend": info.backend,
-        "steps": history["step"][-1] if history["step"] else 0,
-        "stopped": history.stopped,
-        "weights_sha256": weights_hash(modules),
-        "final_loss": {k: v[-1] for k, v in history.items() if k not in ("step", "time") and v},
-        "replicas_identical": all(g == gathered[0] for g in gathered),
-    }
-    if distributed.is_main():
-        if task.evaluate is not None:
-            result["metrics"] = task.evaluate(modules, task.val_set)
-        _write_json(args.out / "config.json", asdict(task.config))
         _write_json(args.out / "metrics.json", result)
         print(json.dumps(_finite(result)))
     distributed.barrier()

@@ -74,29 +74,19 @@ def is_main() -> bool:
     return rank() == 0
 
 
-class _DDP(DistributedDataParallel):
-    """``DistributedDataParallel`` that lends the wrapped model's other attributes (its ``cfg``,
-    helper methods), so an update step written for the plain model runs on the wrapper unchanged.
-    Only calls of the wrapper itself (``forward``) are synchronised."""
-
-    def __getattr__(self, name: str):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.module, name)
-
-
 def wrap(model: torch.nn.Module) -> torch.nn.Module:
     """``DistributedDataParallel(model)`` when distributed (parameters are broadcast from rank 0
     so every replica starts identical), the model itself otherwise.
 
     A model with several trained parts (a GAN's generator and discriminator) wraps each part on
     its own, so that each optimiser's gradients are averaged in the ``backward`` that produces
-    them. Batch-norm statistics stay per process (rank 0's are saved)."""
+    them; the update steps only call the modules they get (no other attribute), so they run on
+    the plain modules and on their wrappers alike. Batch-norm statistics stay per process (rank
+    0's are saved)."""
     if world_size() == 1:
         return model
     dev = next(model.parameters()).device
-    return _DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

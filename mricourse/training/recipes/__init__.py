@@ -10,9 +10,7 @@ it. The same name, profile, data, overrides and seed give the same weights, bit 
 CPU with the same number of threads, whichever path trained them (the command line only adds a
 ``DistributedDataParallel`` wrapper per module, which changes nothing in one process).
 
-One module per model (:mod:`.varnet`, ...). The tasks still in the older ``Task`` shape
-(:mod:`.slices`, :mod:`.volumes`, :mod:`.superres`) are registered in ``TASKS``; the command line
-trains both kinds. A model with several trained parts (generator, discriminator) lists each part
+One module per model (:mod:`.varnet`, ...), each registered with :func:`define`. A model with several trained parts (generator, discriminator) lists each part
 in ``modules``: each is wrapped in its own ``DistributedDataParallel`` and saved in the checkpoint
 with every optimiser and schedule.
 """
@@ -36,7 +34,7 @@ from ...utils import seed_everything
 from .. import distributed
 from ..fit import History, TrainConfig, fit
 
-__all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "Task", "TASKS", "register", "apply_overrides", "names"]
+__all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "apply_overrides", "names"]
 
 
 @dataclass
@@ -210,40 +208,8 @@ def recipe(name: str, profile: Profile | str | None = None, data=None, overrides
 
 
 def names() -> list[str]:
-    """Every trainable model of the course: the recipes and the tasks still in the older shape."""
-    return sorted({*RECIPES, *TASKS})
-
-
-@dataclass
-class Task:
-    """The older shape of a training run, kept while models move to :class:`Recipe`: everything the trainer needs. ``make_step(modules, optimizers)`` receives the (possibly
-    DDP-wrapped) modules and returns ``step(batch) -> {loss: value}``; ``evaluate(modules,
-    val_set)`` returns metrics and runs on rank 0 only. ``local_state``: per-process objects the
-    checkpoint must hold for an exact resume (an image pool, a data set's ``torch.Generator``)."""
-
-    config: object
-    modules: dict[str, nn.Module]
-    optimizers: dict[str, torch.optim.Optimizer]
-    make_step: Callable
-    train_set: Dataset
-    batch_size: int
-    steps: int
-    val_set: Dataset | None = None
-    evaluate: Callable | None = None
-    local_state: dict = field(default_factory=dict)
-
-
-TASKS: dict[str, Callable[[dict, Path | None, Profile], Task]] = {}
-
-
-def register(name: str):
-    """Decorator for the older shape: ``@register("name") def build(overrides, data, profile) -> Task``."""
-
-    def deco(fn):
-        TASKS[name] = fn
-        return fn
-
-    return deco
+    """Every trainable model of the course (``mricourse train <name>``)."""
+    return sorted(RECIPES)
 
 
 def apply_overrides(cfg, overrides: dict[str, str]):
@@ -291,4 +257,4 @@ def _convert(value: str, hint):
     return hint(value)
 
 
-from . import cascade, cyclegan, dae, dcgan, msfusion, slices, srgan, superres, toy, varnet, volumes, vox2vox, voxelmorph  # noqa: E402, F401  (register the recipes)
+from . import cascade, cyclegan, dae, dcgan, msfusion, srgan, toy, varnet, vox2vox, voxelmorph  # noqa: E402, F401  (register the recipes)
