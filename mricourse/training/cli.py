@@ -153,7 +153,7 @@ def train(args: argparse.Namespace) -> dict:
     return _train_recipe(args, validate(args))
 
 
-def _build(build, task: str):
+def _build(build):
     """Call a builder; its config check (``apply_overrides``) is a usage error."""
     try:
         return build()
@@ -168,7 +168,7 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
     ``DistributedDataParallel`` (a no-op wrapper in one process), with checkpoints in ``--out``."""
     info = distributed.init()
     prof = get_profile(args.profile)
-    r = _build(lambda: recipe(args.task, prof, args.data, overrides, args.seed), args.task)
+    r = _build(lambda: recipe(args.task, prof, args.data, overrides, args.seed))
     if args.steps:
         r.set_steps(args.steps)
     if args.batch_size:
