@@ -57,13 +57,13 @@ ifneq ($(NOTEBOOKS),)
 endif
 
 student: $(STAMP)
-	$(BIN)/python -m mricourse.exercises student notebooks/ --out student
-	$(BIN)/python -m mricourse.exercises instructor notebooks/ --out instructor
+	$(BIN)/python -m mricourse.course.exercises student notebooks/ --out student
+	$(BIN)/python -m mricourse.course.exercises instructor notebooks/ --out instructor
 
 # the student versions run in the smoke profile; only the stubs' NotImplementedError may be raised
 student-check: $(STAMP)
 ifneq ($(NOTEBOOKS),)
-	$(BIN)/python -m mricourse.exercises student $(NOTEBOOKS) --out _build/student --run --profile smoke
+	$(BIN)/python -m mricourse.course.exercises student $(NOTEBOOKS) --out _build/student --run --profile smoke
 endif
 
 # the Colab path: a separate environment like a Colab runtime's (cached by its inputs), the package
@@ -104,7 +104,7 @@ book: $(STAMP)
 	MRICOURSE_HEADLESS=1 $(BIN)/jupyter-book build .
 
 bench: $(STAMP)
-	$(BIN)/python -m mricourse.bench --profile cpu
+	$(BIN)/python -m mricourse.course.bench --profile cpu
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

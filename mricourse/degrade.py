@@ -29,9 +29,9 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from .data.fields import gaussian_blur
 from .fft import fftnc, ifftnc
 from .metrics import psnr, ssim
+from .warp import gaussian_blur
 
 __all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics"]
 

@@ -3,8 +3,8 @@
 - ``ConvBlock`` / ``UNet``: the fastMRI U-Net (conv3 without bias, instance norm, LeakyReLU 0.2;
   average-pool down, transposed-conv up, skip concatenation).
 - ``PatchDiscriminator``: the pix2pix/CycleGAN PatchGAN (70x70 receptive field with 3 layers).
-- ``SpatialTransformer``, ``VecInt``, ``warp``, ``resize_flow``: warping with displacement
-  fields in voxels, and scaling and squaring of a stationary velocity field (VoxelMorph).
+
+Warping (``SpatialTransformer``, ``VecInt``, ``warp``) lives in :mod:`mricourse.warp`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvBlock", "UNet", "PatchDiscriminator", "SpatialTransformer", "VecInt", "warp", "identity_grid", "resize_flow"]
+__all__ = ["ConvBlock", "UNet", "PatchDiscriminator", "nd"]
 
 
-def _nd(name: str, dims: int):
+def nd(name: str, dims: int):
+    """The ``dims``-D version of a layer: ``nd("Conv", 3)`` is ``nn.Conv3d`` (2 or 3 only)."""
     if dims not in (2, 3):
         raise ValueError(f"expected dims = 2 or 3, got {dims!r}")
     return getattr(nn, f"{name}{dims}d")
@@ -26,7 +27,7 @@ class ConvBlock(nn.Sequential):
     """2 x (conv3 without bias, instance norm, LeakyReLU 0.2, dropout)."""
 
     def __init__(self, in_chans: int, out_chans: int, dims: int = 2, drop_prob: float = 0.0):
-        conv, norm, drop = _nd("Conv", dims), _nd("InstanceNorm", dims), _nd("Dropout", dims)
+        conv, norm, drop = nd("Conv", dims), nd("InstanceNorm", dims), nd("Dropout", dims)
         super().__init__(
             conv(in_chans, out_chans, 3, padding=1, bias=False),
             norm(out_chans),
@@ -44,8 +45,8 @@ class TransposeConvBlock(nn.Sequential):
 
     def __init__(self, in_chans: int, out_chans: int, dims: int = 2):
         super().__init__(
-            _nd("ConvTranspose", dims)(in_chans, out_chans, 2, stride=2, bias=False),
-            _nd("InstanceNorm", dims)(out_chans),
+            nd("ConvTranspose", dims)(in_chans, out_chans, 2, stride=2, bias=False),
+            nd("InstanceNorm", dims)(out_chans),
             nn.LeakyReLU(0.2),
         )
 
@@ -72,7 +73,7 @@ class UNet(nn.Module):
             self.up.append(ConvBlock(ch * 2, ch, dims, drop_prob))
             ch //= 2
         self.up_transpose.append(TransposeConvBlock(ch * 2, ch, dims))
-        self.up.append(nn.Sequential(ConvBlock(ch * 2, ch, dims, drop_prob), _nd("Conv", dims)(ch, out_chans, 1)))
+        self.up.append(nn.Sequential(ConvBlock(ch * 2, ch, dims, drop_prob), nd("Conv", dims)(ch, out_chans, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.down[0][0].weight  # the first convolution
@@ -110,12 +111,10 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_chans: int, ndf: int = 64, n_layers: int = 3, dims: int = 2, norm: str = "instance"):
         super().__init__()
-        conv = _nd("Conv", dims)
+        conv = nd("Conv", dims)
         if norm not in ("instance", "batch", "none"):
             raise ValueError(f"PatchDiscriminator: expected norm 'instance', 'batch' or 'none', got {norm!r}")
-        make_norm = {"instance": _nd("InstanceNorm", dims), "batch": _nd("BatchNorm", dims), "none": lambda c: nn.Identity()}[
-            norm
-        ]
+        make_norm = {"instance": nd("InstanceNorm", dims), "batch": nd("BatchNorm", dims), "none": lambda c: nn.Identity()}[norm]
         layers = [conv(in_chans, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         ch = ndf
         for n in range(1, n_layers + 1):
@@ -128,78 +127,3 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-def identity_grid(shape, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Voxel coordinates of a grid of ``shape``: (1, dims, *shape)."""
-    axes = [torch.arange(s, device=device, dtype=dtype) for s in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij")).unsqueeze(0)
-
-
-def _sample(src: torch.Tensor, new_locs: torch.Tensor, mode: str, padding_mode: str) -> torch.Tensor:
-    shape = new_locs.shape[2:]
-    dims = len(shape)
-    # normalise voxel coordinates to [-1, 1] (align_corners=True)
-    scale = torch.tensor([2.0 / max(s - 1, 1) for s in shape], device=new_locs.device, dtype=new_locs.dtype)
-    locs = new_locs * scale.view(1, dims, *([1] * dims)) - 1.0
-    locs = locs.movedim(1, -1).flip(-1)  # (B, *shape, dims), grid_sample wants x, y(, z)
-    return F.grid_sample(src, locs, mode=mode, padding_mode=padding_mode, align_corners=True)
-
-
-def warp(src: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border") -> torch.Tensor:
-    """Warp ``src`` (B, C, *spatial) by a displacement ``flow`` (B, dims, *spatial) in voxels:
-    ``out(x) = src(x + flow(x))``. Use ``mode="nearest"`` for label maps."""
-    dims = flow.shape[1]
-    if flow.ndim != dims + 2 or src.shape[2:] != flow.shape[2:]:
-        raise ValueError(
-            f"warp: expected src (B, C, *spatial) and flow (B, {dims}, *spatial) with the same spatial size, "
-            f"got {tuple(src.shape)} and {tuple(flow.shape)}"
-        )
-    grid = identity_grid(flow.shape[2:], flow.device, flow.dtype)
-    return _sample(src, grid + flow, mode, padding_mode)
-
-
-class SpatialTransformer(nn.Module):
-    """Warp images by displacement fields in voxels (VoxelMorph's spatial transformer).
-
-    The identity grid is a non-persistent buffer (moves with ``.to(...)``, not saved).
-    """
-
-    def __init__(self, size, mode: str = "bilinear", padding_mode: str = "border"):
-        super().__init__()
-        self.mode, self.padding_mode = mode, padding_mode
-        self.register_buffer("grid", identity_grid(tuple(size)), persistent=False)
-
-    def forward(self, src: torch.Tensor, flow: torch.Tensor, mode: str | None = None) -> torch.Tensor:
-        if flow.shape[2:] != self.grid.shape[2:] or src.shape[2:] != self.grid.shape[2:]:
-            raise ValueError(
-                f"SpatialTransformer built for size {tuple(self.grid.shape[2:])}, got src {tuple(src.shape)} and flow {tuple(flow.shape)}"
-            )
-        return _sample(src, self.grid + flow, mode or self.mode, self.padding_mode)
-
-
-class VecInt(nn.Module):
-    """Integrate a stationary velocity field by scaling and squaring:
-    ``phi = exp(v)``: start from ``v / 2^n`` and compose the field with itself ``n`` times."""
-
-    def __init__(self, size, nsteps: int = 7):
-        super().__init__()
-        if nsteps < 0:
-            raise ValueError(f"VecInt: expected nsteps >= 0, got {nsteps}")
-        self.nsteps = nsteps
-        self.transformer = SpatialTransformer(size)
-
-    def forward(self, vec: torch.Tensor) -> torch.Tensor:
-        vec = vec / 2**self.nsteps
-        for _ in range(self.nsteps):
-            vec = vec + self.transformer(vec, vec)  # u <- u + u o (id + u)
-        return vec
-
-
-def resize_flow(flow: torch.Tensor, size) -> torch.Tensor:
-    """Resize a displacement field (B, dims, *spatial) to ``size``, rescaling the vectors too."""
-    dims = flow.shape[1]
-    mode = "bilinear" if dims == 2 else "trilinear"
-    out = F.interpolate(flow, size=tuple(size), mode=mode, align_corners=True)
-    factors = [(n - 1) / max(o - 1, 1) for n, o in zip(size, flow.shape[2:])]
-    return out * torch.tensor(factors, device=flow.device, dtype=flow.dtype).view(1, dims, *([1] * dims))

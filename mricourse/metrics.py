@@ -21,7 +21,9 @@ __all__ = [
     "nmse",
     "psnr",
     "ssim",
+    "ssim_tensor",
     "dice",
+    "dice_per_label",
     "evaluate",
     "jacobian_determinant",
     "folding",
@@ -60,8 +62,18 @@ def psnr(gt, pred, data_range: float | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
 
 
-def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03):
-    """Mean SSIM over the slices of (..., H, W) images; a 0-dim tensor (differentiable).
+def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> float:
+    """Mean SSIM over the slices of (..., H, W) images (fastMRI's definition), a float like
+    :func:`psnr`; :func:`ssim_tensor` is the same number as a differentiable 0-dim tensor and
+    :func:`mricourse.losses.ssim_loss` the training loss.
+
+    ``data_range`` defaults to ``gt.max()`` over the whole input (fastMRI: per volume).
+    """
+    return float(ssim_tensor(gt, pred, data_range, win_size, k1, k2))
+
+
+def ssim_tensor(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """:func:`ssim` as a 0-dim tensor that gradients flow through.
 
     ``data_range`` defaults to ``gt.max()`` over the whole input (fastMRI: per volume).
     """
@@ -92,23 +104,29 @@ def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float
     return s.mean()
 
 
-def dice(pred, target, labels=None) -> dict[int, float] | float:
-    """Dice overlap ``2 |P & T| / (|P| + |T|)`` of label maps; empty vs empty counts as 1.
-
-    With ``labels`` (an iterable of label values) returns ``{label: dice}``; without, treats the
-    inputs as binary masks and returns one float.
-    """
+def _label_maps(pred, target, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     pred, target = _t(pred), _t(target)
     if pred.shape != target.shape:
-        raise ValueError(f"dice: expected label maps of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(f"{name}: expected label maps of the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    return pred, target
 
-    def one(p, t):
-        denom = float(p.sum() + t.sum())
-        return 1.0 if denom == 0 else 2.0 * float((p & t).sum()) / denom
 
-    if labels is None:
-        return one(pred.bool(), target.bool())
-    return {int(lab): one(pred == lab, target == lab) for lab in labels}
+def _overlap(p: torch.Tensor, t: torch.Tensor) -> float:
+    denom = float(p.sum() + t.sum())
+    return 1.0 if denom == 0 else 2.0 * float((p & t).sum()) / denom
+
+
+def dice(pred, target) -> float:
+    """Dice overlap ``2 |P & T| / (|P| + |T|)`` of two binary masks (non-zero = inside); empty vs
+    empty counts as 1. :func:`dice_per_label` scores each label of two label maps."""
+    pred, target = _label_maps(pred, target, "dice")
+    return _overlap(pred.bool(), target.bool())
+
+
+def dice_per_label(pred, target, labels) -> dict[int, float]:
+    """``{label: dice}`` of two label maps, for each value in ``labels`` (empty vs empty: 1)."""
+    pred, target = _label_maps(pred, target, "dice_per_label")
+    return {int(lab): _overlap(pred == lab, target == lab) for lab in labels}
 
 
 def evaluate(gt, pred) -> dict[str, float]:

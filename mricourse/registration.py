@@ -22,8 +22,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .layers import warp
-from .metrics import dice, displacement_error, folding
+from .metrics import dice_per_label, displacement_error, folding
+from .warp import warp
 
 __all__ = ["IterativeConfig", "IterativeResult", "iterative_register", "elastix_available", "score_registration", "STRUCTURES"]
 
@@ -192,7 +192,7 @@ def score_registration(flow, moving_labels, fixed_labels, true_flow=None, struct
     moving_labels = torch.as_tensor(moving_labels).expand(n, *fixed_labels.shape[1:])
     warped = warp(moving_labels.float(), flow, mode="nearest").long()  # (B, 1, *spatial)
     keep = torch.ones_like(fixed_labels, dtype=torch.bool) if ignore is None else ~torch.as_tensor(ignore).bool()
-    per = np.array([list(dice(warped[i][keep[i]], fixed_labels[i][keep[i]], structures).values()) for i in range(n)])
+    per = np.array([list(dice_per_label(warped[i][keep[i]], fixed_labels[i][keep[i]], structures).values()) for i in range(n)])
     out = {f"dice {name}": float(v) for name, v in zip(structures.values(), per.mean(0))}
     out["dice"] = float(per.mean())
     out["folding %"] = float(np.mean([folding(flow[i : i + 1]) for i in range(n)]))

@@ -1,4 +1,4 @@
-"""The side-by-side runs against the reference implementations (mricourse.anchors) and their place
+"""The side-by-side runs against the reference implementations (mricourse.course.anchors) and their place
 in the benchmark: tiny configurations, checking the records' structure and that the comparisons
 are fair (same weights give the same losses; same data and loss give the same starting loss)."""
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import mricourse as mc
-from mricourse import anchors, bench
-from mricourse.report import anchors_table, render_anchors
+from mricourse.course import anchors, bench
+from mricourse.course.report import anchors_table, render_anchors
+from mricourse.course.results import load_anchors
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -67,7 +68,11 @@ def test_package_adapters_speak_our_interfaces():
     cfg = mc.VoxelMorphConfig.smoke()
     net = anchors.VxmPackage(cfg)
     out = net(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
-    assert isinstance(out, mc.VxmOutput) and out.warped.shape == (2, 1, 32, 32) and out.flow.shape == (2, 2, 32, 32)
+    assert (
+        isinstance(out, mc.models.voxelmorph.VxmOutput)
+        and out.warped.shape == (2, 1, 32, 32)
+        and out.flow.shape == (2, 2, 32, 32)
+    )
     assert out.flow.abs().max() < 1e-2  # near the identity, like ours
     with pytest.raises(ValueError, match="multiple of 16"):
         anchors.voxelmorph_vs_package(cfg, steps=3, size=40, profile="smoke")
@@ -154,7 +159,7 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
     assert "01_demo" in record["chapters"] and record["total_wall_s"] == 1.5 and record["bench_wall_s"] > 0
     md = (tmp_path / "results.md").read_text()
     assert "## Anchors" in md and "| V vs F (pkg 1.0) | step (s) | 1 | 4 | 0.25 |" in md and "anchors/voxelmorph" in md
-    assert anchors.load_anchors(results)["anchors"]["varnet"]["status"] == "ok"  # for the book's page
+    assert load_anchors(results)["anchors"]["varnet"]["status"] == "ok"  # for the book's page
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
     mc.report.results_page(results)
@@ -177,7 +182,7 @@ def test_bench_writes_the_anchors_section_and_goes_on_after_a_failure(tmp_path, 
 
 
 def test_bench_runs_the_anchors_in_a_fresh_process(monkeypatch):
-    """The comparisons run as ``python -m mricourse.anchors`` with the kernels' environment; a
+    """The comparisons run as ``python -m mricourse.course.anchors`` with the kernels' environment; a
     process that dies leaves a record in which every comparison failed."""
     calls = []
 
@@ -192,8 +197,8 @@ def test_bench_runs_the_anchors_in_a_fresh_process(monkeypatch):
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
     rec = bench.run_anchors("smoke", {"OMP_WAIT_POLICY": "PASSIVE"})
     cmd, env = calls[0]
-    assert cmd[1:5] == ["-m", "mricourse.anchors", "--profile", "smoke"] and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert cmd[1:5] == ["-m", "mricourse.course.anchors", "--profile", "smoke"] and env["OMP_WAIT_POLICY"] == "PASSIVE"
     assert rec["anchors"]["varnet"]["status"] == "ok"
     rec = bench.run_anchors("smoke", {"FAIL": "1"})
     assert set(rec["anchors"]) == set(anchors.ANCHORS)
-    assert all(a["status"] == "failed: python -m mricourse.anchors exited with status 1" for a in rec["anchors"].values())
+    assert all(a["status"] == "failed: python -m mricourse.course.anchors exited with status 1" for a in rec["anchors"].values())

@@ -136,7 +136,7 @@ def test_reachable_accelerations_are_met():
 def test_masks_must_be_zero_one_floats(mask, words):
     k = torch.randn(1, 2, 16, 16, dtype=torch.complex64)
     with pytest.raises((ValueError, TypeError), match=words):
-        mc.SingleCoilMRI(mask).A_adjoint(k[:, :1])
+        mc.physics.SingleCoilMRI(mask).A_adjoint(k[:, :1])
     with pytest.raises((ValueError, TypeError), match=words):
         mc.MultiCoilMRI(torch.ones_like(k), mask)
     net = VarNet(VarNetConfig(num_cascades=1, chans=4, sens_chans=2, num_pools=1, sens_pools=1))

@@ -57,7 +57,7 @@ def test_espirit_matches_sigpy_on_a_square_calibration_region():
 
 def test_acs_width_reads_the_fastmri_centre_block():
     for w, n in [(128, 10), (128, 5), (37, 4)]:
-        mask = torch.from_numpy(mc.center_mask(w, n)).reshape(1, 1, 1, w)
+        mask = torch.from_numpy(mc.masks.center_mask(w, n)).reshape(1, 1, 1, w)
         assert acs_width(mask) == n
     assert acs_width(mc.equispaced_mask(128, 4, 0.08, seed=0)) >= 10
     assert acs_width(torch.zeros(1, 1, 1, 16)) == 0

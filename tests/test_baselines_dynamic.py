@@ -10,7 +10,7 @@ import mricourse as mc
 
 @pytest.fixture(scope="module")
 def cine():
-    x = mc.cine_sequences(1, size=32, frames=8, seed=4, fov=0.6)["images"]  # (1, T, H, W)
+    x = mc.data.cine_sequences(1, size=32, frames=8, seed=4, fov=0.6)["images"]  # (1, T, H, W)
     mask = mc.kt_mask(8, 32, 4, center_lines=4, seed=0)
     return x, mask, mask * mc.fft2c(x)
 

@@ -1,9 +1,9 @@
-"""mricourse.bench.run_notebook: wall time, and the executed notebook kept on request."""
+"""mricourse.course.bench.run_notebook: wall time, and the executed notebook kept on request."""
 
 import nbformat
 import pytest
 
-from mricourse import bench
+from mricourse.course import bench
 
 
 def _notebook(path, *cells):

@@ -137,7 +137,7 @@ def test_intensity_mapping_matches_the_reference_histogram():
 
 def test_linear_decay_schedule():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    sched = mc.LinearDecaySchedule(opt, lr=0.1, steps=100, decay_from=0.5)
+    sched = mc.training.schedules.LinearDecaySchedule(opt, lr=0.1, steps=100, decay_from=0.5)
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -145,7 +145,7 @@ def test_linear_decay_schedule():
     assert lrs[0] == lrs[50] == pytest.approx(0.1)  # constant for the first half
     assert lrs[75] == pytest.approx(0.05) and opt.param_groups[0]["lr"] == pytest.approx(0.0)  # then linear to zero
     with pytest.raises(ValueError, match="decay_from"):
-        mc.LinearDecaySchedule(opt, lr=0.1, steps=10, decay_from=1.0)
+        mc.training.schedules.LinearDecaySchedule(opt, lr=0.1, steps=10, decay_from=1.0)
 
 
 def test_cyclegan_recipe_schedule_and_identity_loss():

@@ -49,7 +49,7 @@ def test_contrast_ordering_in_subject_images(field):
 
 
 def test_atlas_labels_and_fractions():
-    a = mc.load_atlas(2.0)
+    a = mc.data.load_atlas(2.0)
     assert a.csf.shape == a.gm.shape == a.wm.shape == a.labels.shape == a.mask.shape
     assert a.csf.dtype == np.float32 and a.labels.dtype == np.int16 and a.affine.shape == (4, 4)
     assert set(np.unique(a.labels)) == {0, 1, 2, 3}
@@ -74,7 +74,7 @@ def test_subject_is_deterministic(subject):
 
 
 def test_subject_maps_and_images(subject):
-    shape = mc.load_atlas(3.0).shape
+    shape = mc.data.load_atlas(3.0).shape
     assert subject.t1.shape == subject.t2.shape == subject.pd.shape == shape
     assert subject.displacement.shape == (3, *shape) and subject.displacement.dtype == np.float32
     wm = subject.labels == 3
@@ -92,7 +92,7 @@ def test_deformation_is_diffeomorphic_and_maps_labels():
     det = mc.jacobian_determinant(s.displacement[None])
     assert det.min() > 0, det.min()
     assert np.abs(s.displacement).max() > 2  # it really moves
-    atlas = mc.load_atlas(2.0)
+    atlas = mc.data.load_atlas(2.0)
     src = torch.from_numpy(atlas.labels.astype(np.float32))[None, None]
     moved = mc.warp(src, torch.from_numpy(s.displacement)[None], mode="nearest", padding_mode="zeros")[0, 0].numpy()
     for label in (1, 2, 3):

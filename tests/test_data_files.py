@@ -125,22 +125,22 @@ def test_datasets_read_the_files(root):
     item = ks[3]
     assert len(ks) == 4 and item["kspace"].shape == (2, 64, 32) and item["kspace"].is_complex()
     assert item["target"].shape == (32, 32) and item["max"] > 0
-    brats = mc.BratsVolumes(root / "brats")
+    brats = mc.data.BratsVolumes(root / "brats")
     case = brats[0]
     assert case["image"].shape[0] == 4 and case["seg"].shape == case["image"].shape[1:]
     assert set(case["seg"].unique().tolist()) <= {0, 1, 2, 3} and 3 in case["seg"]
     brain = case["image"].abs().sum(0) > 0
     assert abs(float(case["image"][0][brain].mean())) < 1e-3
-    slices = mc.SliceData(root / "slices" / "train.npz")
+    slices = mc.data.SliceData(root / "slices" / "train.npz")
     assert len(slices) == 4 and slices[0]["image"].shape == (2, 32, 32) and slices[0]["label"].dtype == torch.int64
-    vols = mc.NiftiVolumes(sorted((root / "ixi" / "IXI-T1").glob("*.nii.gz")))
+    vols = mc.data.NiftiVolumes(sorted((root / "ixi" / "IXI-T1").glob("*.nii.gz")))
     assert vols[0]["image"].ndim == 4
-    pairs = mc.RegistrationPairs(slices.images[:, :1], slices.labels, length=6)
+    pairs = mc.data.RegistrationPairs(slices.images[:, :1], slices.labels, length=6)
     p = pairs[5]
     assert len(pairs) == 6 and p["moving"].shape == p["fixed"].shape == (1, 32, 32)
     assert p["moving_labels"].shape == (1, 32, 32) and p["fixed_labels"].dtype == torch.int64
     with pytest.raises(FileNotFoundError, match="make_data.py brats"):
-        mc.BratsVolumes(root / "nothing")
+        mc.data.BratsVolumes(root / "nothing")
 
 
 def test_ixi_ground_truth_matches_volumes(root):

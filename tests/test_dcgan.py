@@ -14,7 +14,7 @@ import mricourse as mc
 @pytest.mark.parametrize("size", [8, 32, 64, 128])
 def test_generator_and_discriminator_shapes(size, upsample):
     cfg = mc.DCGANConfig(image_size=size, nz=16, ngf=4, ndf=4, upsample=upsample)
-    G, D = mc.Generator(cfg), mc.Discriminator(cfg)
+    G, D = mc.DCGANGenerator(cfg), mc.models.dcgan.DCGANDiscriminator(cfg)
     x = G(torch.randn(3, 16))
     assert x.shape == (3, 1, size, size)
     assert x.min() >= -1 and x.max() <= 1  # tanh output
@@ -23,7 +23,7 @@ def test_generator_and_discriminator_shapes(size, upsample):
 
 
 def test_paper_layout_starts_at_4x4x256():
-    G = mc.Generator(mc.DCGANConfig.paper())
+    G = mc.DCGANGenerator(mc.DCGANConfig.paper())
     first = G.net[0]
     assert (first.in_channels, first.out_channels) == (100, 256)
     assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in G.net) == 5  # 1 -> 4 -> 8 -> ... -> 64
@@ -47,9 +47,9 @@ def test_wrong_inputs_raise():
     with pytest.raises(ValueError, match="label_smoothing"):
         mc.DCGANConfig(label_smoothing=0.7)
     with pytest.raises(ValueError, match=r"\(B, 32\)"):
-        mc.Generator(cfg)(torch.randn(2, 7))
+        mc.DCGANGenerator(cfg)(torch.randn(2, 7))
     with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
-        mc.Discriminator(cfg)(torch.randn(2, 1, 64, 64))
+        mc.models.dcgan.DCGANDiscriminator(cfg)(torch.randn(2, 1, 64, 64))
 
 
 def test_losses_match_the_value_function():
@@ -67,7 +67,7 @@ def test_label_smoothing_moves_the_optimum():
 
 
 def _gan(cfg):
-    G, D = mc.Generator(cfg), mc.Discriminator(cfg)
+    G, D = mc.DCGANGenerator(cfg), mc.models.dcgan.DCGANDiscriminator(cfg)
     opts = {
         "opt_g": torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
         "opt_d": torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
@@ -117,7 +117,9 @@ def test_fit_runs_the_gan_step():
     modules, opts = _gan(cfg)
     data = [torch.rand(4, 1, 32, 32) * 2 - 1]
     hist = mc.fit(
-        lambda batch: mc.gan_step(modules, opts, batch, nz=cfg.nz), data, mc.TrainConfig(steps=4, log_every=2, progress=False)
+        lambda batch: mc.gan_step(modules, opts, batch, nz=cfg.nz),
+        data,
+        mc.training.fit.TrainConfig(steps=4, log_every=2, progress=False),
     )
     assert set(hist) >= {"loss_d", "loss_g", "d_real", "d_fake"} and len(hist["loss_d"]) == 2
 

@@ -21,7 +21,7 @@ def _slices(n=3, size=40, seed=0):
     return torch.stack(out)[:, None]  # (n, 1, size, size)
 
 
-@pytest.mark.parametrize("method", sorted(mc.DENOISERS))
+@pytest.mark.parametrize("method", sorted(mc.baselines.DENOISERS))
 def test_each_denoiser_removes_noise_and_keeps_the_shape(method):
     clean = _slices(size=37)
     noisy = mc.add_gaussian_noise(clean, 0.1, generator=torch.Generator().manual_seed(1))

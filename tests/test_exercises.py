@@ -16,17 +16,19 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 import mricourse as mc
-from mricourse.exercises import (
+from mricourse.course.exercises import (
     STUB,
     NotebookError,
     _docstring,
     _kept,
     book_view,
     find_exercises,
+    grade,
+    main,
     stub_source,
     student_notebook,
 )
-from mricourse.nbtools import colab_problems, colab_url, grade, main, repository, setup_cell, sync_colab
+from mricourse.course.notebooks import colab_problems, colab_url, repository, setup_cell, sync_colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -380,7 +382,7 @@ def test_check_adjoint_of_a_stub_raises_not_implemented():
 def test_adjointness_error_accepts_any_operator():
     _, _, op = _coil_setup()
     assert mc.adjointness_error(op, (1, 1, 12, 10), (1, 4, 12, 10)) < 1e-12
-    single = mc.SingleCoilMRI(_mask(w=10, acc=2, n=2))
+    single = mc.physics.SingleCoilMRI(_mask(w=10, acc=2, n=2))
     assert mc.adjointness_error(single, (2, 1, 12, 10), (2, 1, 12, 10)) < 1e-12
 
 
@@ -437,7 +439,7 @@ def test_check_score(capsys):
 def _grid_sample_warp(align_corners=True, flip=True, sign=1.0):
     def warp(src, flow):
         shape = src.shape[2:]
-        grid = mc.identity_grid(shape) + sign * flow
+        grid = mc.warp.identity_grid(shape) + sign * flow
         scale = torch.tensor([2 / (s - 1) for s in shape]).view(1, -1, *[1] * len(shape))
         grid = (grid * scale - 1).movedim(1, -1)
         return torch.nn.functional.grid_sample(src, grid.flip(-1) if flip else grid, align_corners=align_corners)
@@ -494,7 +496,9 @@ def test_notebook_exercises_and_stubs(path):
 def test_notebook_colab_cell_and_badge_follow_config(path):
     nb = nbformat.read(path, as_version=4)
     problems = colab_problems(nb, path)
-    assert not problems, f"{path.name}: {problems}; fix with `python -m mricourse.exercises sync-colab {path.relative_to(ROOT)}`"
+    assert not problems, (
+        f"{path.name}: {problems}; fix with `python -m mricourse.course.exercises sync-colab {path.relative_to(ROOT)}`"
+    )
 
 
 def test_sync_colab_writes_the_configured_cell_and_badge(tmp_path):
@@ -651,7 +655,7 @@ def test_headless_runs_build_no_widgets(monkeypatch, tmp_path):
     """Notebooks run by the course's runner see MRICOURSE_HEADLESS (no widget explorers), over IPC."""
     import nbformat
 
-    from mricourse.nbtools import execute_notebook
+    from mricourse.course.notebooks import execute_notebook
 
     monkeypatch.delenv("MRICOURSE_HEADLESS", raising=False)
     assert mc.interactive_session()

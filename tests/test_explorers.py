@@ -9,8 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mricourse.exercises import NotebookError
-from mricourse.nbtools import drive_explorers
+from mricourse.course.notebooks import NotebookError, drive_explorers
 
 ROOT = Path(__file__).resolve().parents[1]
 WITH_EXPLORERS = [p for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if "widgets.interactive(" in p.read_text()]

@@ -25,13 +25,13 @@ def _heads(n, size=32, seed=0, bright_centre=0.0):
 
 def test_ncc_identity_and_scale_invariance():
     x = _heads(4)
-    torch.testing.assert_close(mc.ncc(x, x), torch.ones(4, dtype=torch.float64))
-    torch.testing.assert_close(mc.ncc(x, 3.0 * x + 0.2), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(mc.gan_eval.ncc(x, x), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(mc.gan_eval.ncc(x, 3.0 * x + 0.2), torch.ones(4, dtype=torch.float64))
     y = _heads(4, seed=1)
     m = mc.foreground_mask(x)
-    torch.testing.assert_close(mc.ncc(x, y, m), mc.ncc(5 * x, 0.1 * y, m))
-    assert (mc.ncc(x, y) < 0.999).all()
-    torch.testing.assert_close(mc.ncc(x, -x), -torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(mc.gan_eval.ncc(x, y, m), mc.gan_eval.ncc(5 * x, 0.1 * y, m))
+    assert (mc.gan_eval.ncc(x, y) < 0.999).all()
+    torch.testing.assert_close(mc.gan_eval.ncc(x, -x), -torch.ones(4, dtype=torch.float64))
 
 
 def test_nearest_neighbours_finds_a_scaled_copy():
@@ -50,7 +50,7 @@ def test_nearest_neighbours_agrees_with_pairwise_ncc():
     best, idx = mc.nearest_neighbours(q, refs)
     m = mc.foreground_mask(q)
     for i in range(3):
-        pair = mc.ncc(q[i].expand(6, 1, 32, 32), refs, m[i].expand(6, 32, 32))
+        pair = mc.gan_eval.ncc(q[i].expand(6, 1, 32, 32), refs, m[i].expand(6, 32, 32))
         assert float(pair.max()) == pytest.approx(float(best[i]), abs=1e-5)
         assert int(pair.argmax()) == int(idx[i])
 

@@ -47,7 +47,7 @@ def test_a_file_changed_in_place_is_regenerated(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().err
     assert "train.npz" in out and "regenerat" in out
     assert store.manifest_is_valid(folder, {**TINY, "seed": 0}, checksums=True)
-    mc.SliceData(train)  # reads back
+    mc.data.SliceData(train)  # reads back
 
 
 def test_make_data_verify_then_rerun_repairs(tmp_path, capsys):
@@ -67,7 +67,7 @@ def test_make_data_verify_then_rerun_repairs(tmp_path, capsys):
 def test_checkpoint_with_flipped_tensor_bytes_is_refused(tmp_path):
     net = torch.nn.Linear(64, 64)
     path = tmp_path / "checkpoint.pt"
-    mc.save_checkpoint(path, {"model": net}, step=3)
+    mc.training.fit.save_checkpoint(path, {"model": net}, step=3)
     with zipfile.ZipFile(path) as z:
         info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
         offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
@@ -81,7 +81,7 @@ def test_files_get_the_umask_permissions(tmp_path):
     try:
         folder = _make(tmp_path)
         ckpt = tmp_path / "run" / "checkpoint.pt"
-        mc.save_checkpoint(ckpt, {"model": torch.nn.Linear(2, 2)})
+        mc.training.fit.save_checkpoint(ckpt, {"model": torch.nn.Linear(2, 2)})
         for f in (folder / "train.npz", folder / "manifest.json", ckpt):
             assert f.stat().st_mode & 0o777 == 0o644, f
         os.umask(0o077)
@@ -105,7 +105,7 @@ def test_temp_files_of_dead_writers_are_removed(tmp_path):
     other_host = tmp_path / f".checkpoint.pt~elsewhere~{dead}~abc.tmp"
     for f in (stale, live, other_host):
         f.write_bytes(b"x" * 10)
-    mc.save_checkpoint(tmp_path / "checkpoint.pt", {"model": torch.nn.Linear(2, 2)})
+    mc.training.fit.save_checkpoint(tmp_path / "checkpoint.pt", {"model": torch.nn.Linear(2, 2)})
     assert not stale.exists() and live.exists() and other_host.exists()
 
 

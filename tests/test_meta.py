@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from mricourse.nbtools import colab_url
+from mricourse.course.notebooks import colab_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,10 +19,10 @@ def _repository() -> tuple[str, str]:
 
 def test_citation_follows_pyproject_and_config():
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    version = re.search(r'^__version__ = "([^"]+)"', (ROOT / "mricourse" / "_version.py").read_text(), re.MULTILINE).group(1)
     url, _ = _repository()
     assert cff["cff-version"] == "1.2.0"
-    assert str(cff["version"]) == version, "CITATION.cff's version is not pyproject.toml's"
+    assert str(cff["version"]) == version, "CITATION.cff's version is not the package's (mricourse/_version.py)"
     assert cff["repository-code"] == url, "CITATION.cff's repository-code is not _config.yml's repository.url"
     owner, name = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+)", url).groups()
     assert cff["url"] == f"https://{owner.lower()}.github.io/{name}/", "CITATION.cff's url is not the book's GitHub Pages address"

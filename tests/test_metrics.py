@@ -27,11 +27,23 @@ def test_nmse_and_identity():
     assert mc.psnr(x, x) == float("inf")
 
 
-def test_ssim_is_differentiable():
+def test_ssim_is_a_float_and_its_tensor_is_differentiable():
     gt = torch.rand(1, 1, 16, 16)
     pred = torch.rand(1, 1, 16, 16, requires_grad=True)
-    (1 - mc.ssim(gt, pred, data_range=1.0)).backward()
+    value = mc.ssim(gt, pred, data_range=1.0)
+    assert type(value) is float and type(mc.psnr(gt, pred.detach())) is float
+    (1 - mc.ssim_tensor(gt, pred, data_range=1.0)).backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    assert float(mc.ssim_tensor(gt, pred, data_range=1.0)) == value
+
+
+def test_ssim_loss_is_one_minus_the_mean_of_per_item_ssim():
+    gt, pred = torch.rand(3, 1, 16, 16), torch.rand(3, 1, 16, 16)
+    ranges = torch.tensor([1.0, 2.0, 0.5])
+    expected = 1 - sum(mc.ssim(g, p, data_range=float(r)) for g, p, r in zip(gt, pred, ranges)) / 3
+    assert float(mc.losses.ssim_loss(gt, pred, ranges)) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="a data range per item"):
+        mc.losses.ssim_loss(gt, pred, ranges[:2])
 
 
 def test_dice():
@@ -40,7 +52,8 @@ def test_dice():
     a[2:6, 2:6] = 1
     b[4:8, 2:6] = 1
     assert mc.dice(a, b) == pytest.approx(2 * 8 / 32)
-    assert mc.dice(a, b, labels=[1, 2]) == {1: pytest.approx(0.5), 2: 1.0}  # empty vs empty = 1
+    assert type(mc.dice(a, b)) is float
+    assert mc.metrics.dice_per_label(a, b, [1, 2]) == {1: pytest.approx(0.5), 2: 1.0}  # empty vs empty = 1
 
 
 def test_metric_errors():
@@ -55,11 +68,11 @@ def test_hd95_on_known_shapes():
     b = np.zeros((40, 40), bool)
     a[10:20, 10:20] = True
     b[10:20, 13:23] = True  # the same square shifted by 3 voxels
-    assert mc.hd95(a, a) == 0
-    assert mc.hd95(a, b) == pytest.approx(3.0)
-    assert mc.hd95(a, b, spacing=2.0) == pytest.approx(6.0)
-    assert mc.hd95(np.zeros_like(a), np.zeros_like(a)) == 0
-    assert mc.hd95(a, np.zeros_like(a)) == float("inf")
+    assert mc.metrics.hd95(a, a) == 0
+    assert mc.metrics.hd95(a, b) == pytest.approx(3.0)
+    assert mc.metrics.hd95(a, b, spacing=2.0) == pytest.approx(6.0)
+    assert mc.metrics.hd95(np.zeros_like(a), np.zeros_like(a)) == 0
+    assert mc.metrics.hd95(a, np.zeros_like(a)) == float("inf")
 
 
 def test_brats_regions_on_a_constructed_case():

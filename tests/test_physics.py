@@ -14,7 +14,7 @@ MASKS = {
 
 @pytest.mark.parametrize("mask", MASKS)
 def test_single_coil_adjoint(mask):
-    op = mc.SingleCoilMRI(MASKS[mask]())
+    op = mc.physics.SingleCoilMRI(MASKS[mask]())
     assert mc.adjointness_error(op, (2, 1, 24, 32), (2, 1, 24, 32)) < 1e-5
 
 
@@ -26,7 +26,7 @@ def test_multi_coil_adjoint(mask, coils):
 
 
 def test_adjointness_error_detects_a_wrong_adjoint():
-    class Wrong(mc.SingleCoilMRI):
+    class Wrong(mc.physics.SingleCoilMRI):
         def A_adjoint(self, k):
             return mc.ifft2c(k)  # forgets the mask
 
@@ -34,7 +34,7 @@ def test_adjointness_error_detects_a_wrong_adjoint():
 
 
 def test_dynamic_single_coil_adjoint():
-    op = mc.SingleCoilMRI(mc.kt_mask(5, 32, 4, center_lines=4, seed=0))
+    op = mc.physics.SingleCoilMRI(mc.kt_mask(5, 32, 4, center_lines=4, seed=0))
     assert mc.adjointness_error(op, (2, 5, 16, 32), (2, 5, 16, 32)) < 1e-5
 
 

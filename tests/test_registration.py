@@ -61,7 +61,7 @@ def test_bspline_improves_a_deformed_pair():
 
     def overlap(flow):
         warped = mc.warp(moving_labels[None, None].float(), flow[None], mode="nearest")[0, 0].long()
-        return np.mean(list(mc.dice(warped, labels, [1, 2]).values()))
+        return np.mean(list(mc.metrics.dice_per_label(warped, labels, [1, 2]).values()))
 
     before, affine, bspline = overlap(torch.zeros(2, 48, 48)), overlap(res.flows["affine"]), overlap(res.flows["bspline"])
     assert bspline > before + 0.05 and bspline > affine
@@ -98,8 +98,8 @@ def test_brain_slices_give_registration_ground_truth():
     assert subj["displacement"].shape == (3, 2, 64, 64) and "displacement" not in atlas
     warped = mc.warp(atlas["labels"].float().expand(3, -1, -1, -1), subj["displacement"], mode="nearest").long()
     for i in range(3):
-        after = np.mean(list(mc.dice(warped[i], subj["labels"][i], [1, 2, 3]).values()))
-        before = np.mean(list(mc.dice(atlas["labels"][0], subj["labels"][i], [1, 2, 3]).values()))
+        after = np.mean(list(mc.metrics.dice_per_label(warped[i], subj["labels"][i], [1, 2, 3]).values()))
+        before = np.mean(list(mc.metrics.dice_per_label(atlas["labels"][0], subj["labels"][i], [1, 2, 3]).values()))
         assert after > 0.85 and after > before + 0.1
     # a subject's deformation does not depend on the level chosen
     other = mc.brain_slices(3, size=64, seed=4, z_mm=20.0, displacement=True)

@@ -40,7 +40,7 @@ def test_lock_pins_torch_and_jupyter_book_1():
 
 
 def test_api_docstrings_are_escaped_for_restructuredtext():
-    from mricourse.sphinx_ext import _escape
+    from mricourse.course.sphinx_ext import _escape
 
     assert _escape("(B, C, *spatial) and x * y") == r"(B, C, \*spatial) and x \* y"
     assert _escape("``a*b`` and **bold**") == "``a*b`` and **bold**"

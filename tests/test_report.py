@@ -1,7 +1,7 @@
 import json
 
 import mricourse as mc
-from mricourse.report import render_markdown, summary_table
+from mricourse.course.report import render_markdown, summary_table
 
 
 def _fake(tmp_path, monkeypatch):

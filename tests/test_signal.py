@@ -8,7 +8,7 @@ import mricourse as mc
 
 def _signals(seq, field):
     return {
-        t: float(mc.sequence_signal(seq, *(lambda p: (p.pd, p.t1, p.t2))(mc.tissue(t, field)), field=field))
+        t: float(mc.signal.sequence_signal(seq, *(lambda p: (p.pd, p.t1, p.t2))(mc.tissue(t, field)), field=field))
         for t in ("csf", "gm", "wm")
     }
 
@@ -40,8 +40,8 @@ def test_equations_work_on_arrays_and_tensors():
     s_np = mc.spin_echo(1.0, t1, 80.0, 500.0, 15.0)
     s_t = mc.spin_echo(1.0, torch.tensor(t1), 80.0, 500.0, 15.0)
     np.testing.assert_allclose(s_np, s_t.numpy())
-    assert mc.bssfp(1.0, t1, 50.0, 3.0, 60.0).shape == (2,)
-    assert mc.spoiled_gre(1.0, t1, 40.0, 20.0, 5.0, 20.0).shape == (2,)
+    assert mc.signal.bssfp(1.0, t1, 50.0, 3.0, 60.0).shape == (2,)
+    assert mc.signal.spoiled_gre(1.0, t1, 40.0, 20.0, 5.0, 20.0).shape == (2,)
 
 
 def test_spin_echo_limits():
@@ -50,11 +50,11 @@ def test_spin_echo_limits():
 
 
 def test_contrast_agent_shortens_t1():
-    assert mc.t1_with_contrast(1000.0, 0.0) == pytest.approx(1000.0)
-    assert mc.t1_with_contrast(1000.0, 0.5) == pytest.approx(1 / (1 / 1000 + 4 * 0.5 / 1000))
+    assert mc.signal.t1_with_contrast(1000.0, 0.0) == pytest.approx(1000.0)
+    assert mc.signal.t1_with_contrast(1000.0, 0.5) == pytest.approx(1 / (1 / 1000 + 4 * 0.5 / 1000))
     pd, t2 = 0.86, 83.0
-    pre = mc.sequence_signal("T1w", pd, 833.0, t2)
-    post = mc.sequence_signal("T1w+c", pd, mc.t1_with_contrast(833.0, 0.3), t2)
+    pre = mc.signal.sequence_signal("T1w", pd, 833.0, t2)
+    post = mc.signal.sequence_signal("T1w+c", pd, mc.signal.t1_with_contrast(833.0, 0.3), t2)
     assert post > pre
 
 
@@ -64,4 +64,4 @@ def test_unknown_names():
     with pytest.raises(ValueError, match="field strength"):
         mc.tissue("gm", 7.0)
     with pytest.raises(ValueError, match="unknown sequence"):
-        mc.sequence_signal("DWI", 1, 1, 1)
+        mc.signal.sequence_signal("DWI", 1, 1, 1)

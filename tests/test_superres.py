@@ -33,7 +33,7 @@ def blob_at_centres(shape, f, sigma=5.0):
     "dims,factor,shape", [(2, 2, (2, 32, 40)), (2, 4, (32, 40)), (3, 2, (16, 20, 12)), (3, (2, 1, 1), (16, 10, 12))]
 )
 def test_degrade_shapes_and_constant(dims, factor, shape):
-    f = mc.factors(factor, dims)
+    f = mc.degrade.factors(factor, dims)
     x = torch.full(shape, 0.7)
     for lr in (mc.degrade(x, factor, dims, sigma=0), mc.kspace_truncate(x, factor, dims)):
         assert lr.shape == (*shape[:-dims], *(n // r for n, r in zip(shape[-dims:], f)))
@@ -59,7 +59,7 @@ def test_grid_convention(dims, factor):
     """Both degradations sample at the low-resolution voxel centres f j + (f - 1) / 2, and the
     interpolation baseline maps them back onto the HR grid."""
     shape, sigma = ((48, 40), 10.0) if dims == 2 else ((24, 24, 20), 6.0)
-    f = mc.factors(factor, dims)
+    f = mc.degrade.factors(factor, dims)
     x, centres = blob(shape, sigma), blob_at_centres(shape, f, sigma)
     inner = (slice(2, -2),) * dims  # away from the borders (k-space is periodic)
     assert (mc.degrade(x, factor, dims, sigma=0) - centres)[inner].abs().max() < 0.012  # a half-voxel shift gives ~0.03
@@ -91,7 +91,7 @@ def test_degrade_errors():
         mc.degrade(torch.rand(33, 32), 2)
     with pytest.raises(ValueError, match="factor"):
         mc.degrade(torch.rand(32, 32), 0)
-    assert mc.crop_to_multiple(torch.rand(3, 33, 31), 4).shape == (3, 32, 28)
+    assert mc.degrade.crop_to_multiple(torch.rand(3, 33, 31), 4).shape == (3, 32, 28)
 
 
 def test_sr_metrics():
@@ -117,7 +117,7 @@ def test_pixel_shuffle_matches_torch_in_2d():
 def test_pixel_unshuffle_inverts_shuffle(factor, shape):
     x = torch.randn(shape)
     dims = len(shape) - 2
-    n = math.prod(mc.factors(factor, dims))
+    n = math.prod(mc.degrade.factors(factor, dims))
     y = mc.pixel_unshuffle(x, factor)
     assert y.shape[1] == shape[1] * n
     torch.testing.assert_close(mc.pixel_shuffle(y, factor), x)
@@ -131,9 +131,9 @@ def test_icnr_is_nearest_neighbour(dims, factor):
     torch.manual_seed(0)
     up = mc.Upsampler(4, factor, dims, mode="icnr")
     x = torch.randn(1, 4, *([6] * dims))
-    n = math.prod(mc.factors(factor, dims))
+    n = math.prod(mc.degrade.factors(factor, dims))
     base = up.conv(x)[:, ::n]  # one kernel per output channel
-    nearest = F.interpolate(base, scale_factor=mc.factors(factor, dims), mode="nearest")
+    nearest = F.interpolate(base, scale_factor=mc.degrade.factors(factor, dims), mode="nearest")
     torch.testing.assert_close(up(x), nearest)
 
 
@@ -155,7 +155,7 @@ def test_generator_on_a_constant_volume(upsample):
     """The whole generator maps a constant volume to a constant one (away from the zero padding)
     only with the nearest-neighbour initialisation."""
     torch.manual_seed(0)
-    cfg = mc.SRGANConfig(factor=2, chans=4, num_blocks=1, upsample=upsample)  # the paper's generator, smaller
+    cfg = mc.models.superres.SRGANConfig(factor=2, chans=4, num_blocks=1, upsample=upsample)  # the paper's generator, smaller
     out = mc.SRGANGenerator(cfg).eval()(torch.full((1, 1, 16, 16, 16), 0.5))
     std = out[(0, 0) + (slice(12, -12),) * 3].std().item()
     assert std < 1e-5 if upsample == "icnr" else std > 1e-3
@@ -166,8 +166,8 @@ def test_generator_on_a_constant_volume(upsample):
 
 @pytest.mark.parametrize("factor,size", [(2, (16, 16)), (4, (9, 13)), ((2, 1), (7, 10))])
 def test_multiscale_fusion_shapes(factor, size):
-    net = mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig.smoke(factor))
-    f = mc.factors(factor, 2)
+    net = mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig.smoke(factor))
+    f = mc.degrade.factors(factor, 2)
     assert net(torch.rand(2, 1, *size)).shape == (2, 1, *(s * r for s, r in zip(size, f)))
 
 
@@ -184,26 +184,26 @@ def test_multiscale_unit_paths():
     [(2, (6, 7, 5), "icnr"), ((2, 1, 1), (5, 8, 8), "icnr"), (2, (4, 5, 6), "transposed"), (4, (3, 4, 3), "random")],
 )
 def test_srgan_shapes(factor, size, upsample):
-    cfg = mc.SRGANConfig.smoke(factor)
+    cfg = mc.models.superres.SRGANConfig.smoke(factor)
     cfg.upsample = upsample
-    gen, disc = mc.SRGANGenerator(cfg), mc.SRGANDiscriminator(cfg)
+    gen, disc = mc.SRGANGenerator(cfg), mc.models.superres.SRGANDiscriminator(cfg)
     hr = gen(torch.rand(2, 1, *size))
-    assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.factors(factor, 3))))
+    assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.degrade.factors(factor, 3))))
     assert disc(hr).shape == (2,)
     assert isinstance(gen.blocks[0], ResidualBlock)
 
 
 def test_untrained_generator_with_interp_skip_is_trilinear():
     lr = torch.rand(1, 1, 5, 6, 7)
-    out = mc.SRGANGenerator(mc.SRGANConfig.smoke((2, 1, 2)))(lr)
+    out = mc.SRGANGenerator(mc.models.superres.SRGANConfig.smoke((2, 1, 2)))(lr)
     torch.testing.assert_close(out, F.interpolate(lr, size=(10, 6, 14), mode="trilinear", align_corners=False))
 
 
 def test_models_reject_wrong_input():
     with pytest.raises(ValueError, match="expected"):
-        mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig.smoke())(torch.rand(1, 8, 8))
+        mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig.smoke())(torch.rand(1, 8, 8))
     with pytest.raises(ValueError, match="expected"):
-        mc.SRGANGenerator(mc.SRGANConfig.smoke())(torch.rand(1, 2, 4, 4, 4))
+        mc.SRGANGenerator(mc.models.superres.SRGANConfig.smoke())(torch.rand(1, 2, 4, 4, 4))
     with pytest.raises(ValueError, match="mode"):
         mc.Upsampler(4, 2, 3, mode="bicubic")
 
@@ -220,9 +220,9 @@ def test_multiscale_fusion_overfits_one_batch():
     hr = blob((16, 16), 3.0).expand(2, 1, 16, 16).clone()
     hr[1] = hr[1].flip(-1)
     lr = mc.degrade(hr, 2, sigma=1.0)
-    net = mc.MultiScaleFusionSR(mc.MultiScaleFusionConfig(factor=2, chans=8, num_units=1))
+    net = mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig(factor=2, chans=8, num_units=1))
     opt = torch.optim.Adam(net.parameters(), 3e-3)
-    step = mc.supervised_step(net, opt, F.mse_loss)
+    step = mc.training.fit.supervised_step(net, opt, F.mse_loss)
     first = F.mse_loss(net(lr), hr).item()  # the untrained network is bicubic interpolation
     torch.testing.assert_close(net(lr), F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False))
     for _ in range(60):
@@ -234,8 +234,8 @@ def test_srgan_overfits_one_batch_and_gan_step_runs():
     torch.manual_seed(0)
     hr = blob((8, 8, 8), 2.0).expand(2, 1, 8, 8, 8).clone()
     lr = mc.degrade(hr, 2, dims=3, sigma=1.0)
-    cfg = mc.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=3e-3)
-    modules = {"G": mc.SRGANGenerator(cfg), "D": mc.SRGANDiscriminator(cfg)}
+    cfg = mc.models.superres.SRGANConfig(factor=2, chans=8, num_blocks=1, norm=False, disc_chans=4, disc_layers=2, lr=3e-3)
+    modules = {"G": mc.SRGANGenerator(cfg), "D": mc.models.superres.SRGANDiscriminator(cfg)}
     opts = {
         "opt_g": torch.optim.Adam(modules["G"].parameters(), cfg.lr),
         "opt_d": torch.optim.Adam(modules["D"].parameters(), cfg.lr),
@@ -257,7 +257,7 @@ def test_sr_patches_align_and_follow_the_seed(dims, factor):
     positions come from torch's global generator only (fit seeds and checkpoints it)."""
     hr = torch.rand(3, 1, *([16] * dims))
     lr = mc.degrade(hr, factor, dims, sigma=0)
-    f = mc.factors(factor, dims)
+    f = mc.degrade.factors(factor, dims)
     patches = mc.SRPatches(lr, hr, 4, factor, samples_per_image=2)
     assert len(patches) == 6
     x, y = patches[4]  # a patch of image 1

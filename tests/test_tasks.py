@@ -111,4 +111,4 @@ def test_overrides_follow_the_annotations():
         apply_overrides(Cfg(), {"chans": "wide"})
     with pytest.raises(ValueError, match="unknown config field"):
         apply_overrides(Cfg(), {"depth": "3"})
-    assert apply_overrides(mc.CascadeConfig.smoke(dims=2), {"noise_lvl": "0.1"}).noise_lvl == 0.1
+    assert apply_overrides(mc.models.cascade.CascadeConfig.smoke(dims=2), {"noise_lvl": "0.1"}).noise_lvl == 0.1

@@ -18,7 +18,11 @@ def test_fit_overfits_a_tiny_batch():
     torch.manual_seed(0)
     model = nn.Linear(4, 1)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    hist = mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), mc.TrainConfig(steps=300, progress=False))
+    hist = mc.fit(
+        mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss),
+        _problem(),
+        mc.training.fit.TrainConfig(steps=300, progress=False),
+    )
     assert hist["loss"][-1] < 1e-3 * hist["loss"][0]
     assert hist["step"][-1] == 300
 
@@ -28,16 +32,20 @@ def test_fit_resumes_from_checkpoint(tmp_path):
 
     def run(steps, model, opt):
         return mc.fit(
-            mc.supervised_step(model, opt, nn.functional.mse_loss),
+            mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss),
             _problem(),
-            mc.TrainConfig(steps=steps, checkpoint=str(ckpt), checkpoint_every=10, progress=False),
+            mc.training.fit.TrainConfig(steps=steps, checkpoint=str(ckpt), checkpoint_every=10, progress=False),
             state={"model": model, "opt": opt},
         )
 
     torch.manual_seed(0)
     ref = nn.Linear(4, 1)
     ref_opt = torch.optim.Adam(ref.parameters(), lr=0.01)
-    mc.fit(mc.supervised_step(ref, ref_opt, nn.functional.mse_loss), _problem(), mc.TrainConfig(steps=40, progress=False))
+    mc.fit(
+        mc.training.fit.supervised_step(ref, ref_opt, nn.functional.mse_loss),
+        _problem(),
+        mc.training.fit.TrainConfig(steps=40, progress=False),
+    )
 
     torch.manual_seed(0)
     model = nn.Linear(4, 1)
@@ -59,13 +67,17 @@ def test_time_budget_is_a_safety_stop_that_says_so():
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with pytest.warns(UserWarning, match="safety stop fired"):
         hist = mc.fit(
-            mc.supervised_step(model, opt, nn.functional.mse_loss),
+            mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss),
             _problem(),
-            mc.TrainConfig(steps=1000, time_budget=1e-9, progress=False),
+            mc.training.fit.TrainConfig(steps=1000, time_budget=1e-9, progress=False),
         )
     assert hist.steps_done == 1 and hist.steps == 1000
     assert hist.stopped.startswith("time budget: stopped at 1 of 1000 steps")
-    quiet = mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), mc.TrainConfig(steps=3, progress=False))
+    quiet = mc.fit(
+        mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss),
+        _problem(),
+        mc.training.fit.TrainConfig(steps=3, progress=False),
+    )
     assert quiet.stopped is None and quiet.steps_done == 3
 
 
@@ -77,7 +89,7 @@ def test_checkpoint_stores_config_and_loads_weights_only(tmp_path):
         chans: int = 3
 
     model = nn.Linear(2, 2)
-    mc.save_checkpoint(tmp_path / "c.pt", {"model": model}, step=5, config=Cfg())
+    mc.training.fit.save_checkpoint(tmp_path / "c.pt", {"model": model}, step=5, config=Cfg())
     other = nn.Linear(2, 2)
     payload = mc.load_checkpoint(tmp_path / "c.pt", {"model": other})
     assert payload["config"] == {"chans": 3}
@@ -110,7 +122,7 @@ def test_profile_and_results(tmp_path, monkeypatch):
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     with pytest.raises(RuntimeError):
-        with mc.atomic_write(target) as tmp:
+        with mc.files.atomic_write(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert not target.exists() and list(tmp_path.iterdir()) == []
@@ -119,8 +131,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 def test_log_lines_for_batch_jobs(capsys):
     model = nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    cfg = mc.TrainConfig(steps=4, log_every=2, progress=False, log_lines=True)
-    mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg)
+    cfg = mc.training.fit.TrainConfig(steps=4, log_every=2, progress=False, log_lines=True)
+    mc.fit(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[-1].startswith("step 4/4") and "loss" in lines[-1]
 
@@ -130,7 +142,7 @@ def test_scheduled_steps_the_schedule_after_each_step():
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     schedule = mc.OneCycleSchedule(opt, 1.0, steps=4, warmup=0.0, final=0.0)
     calls = []
-    step = mc.scheduled(lambda batch: calls.append(opt.param_groups[0]["lr"]) or {"loss": 0.0}, schedule)
+    step = mc.training.schedules.scheduled(lambda batch: calls.append(opt.param_groups[0]["lr"]) or {"loss": 0.0}, schedule)
     for _ in range(4):
         assert step(None) == {"loss": 0.0}
     assert calls[0] == 1.0 and calls[1] < 1.0  # the rate changed between the first and the second step
@@ -143,7 +155,7 @@ def _scheduled_run(steps, ckpt, total=40, config=None):
     model = nn.Linear(4, 1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     schedule = mc.OneCycleSchedule(opt, 0.05, total)
-    step = mc.scheduled(mc.supervised_step(model, opt, nn.functional.mse_loss), schedule)
+    step = mc.training.schedules.scheduled(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), schedule)
 
     class Stop(Exception):
         pass
@@ -153,7 +165,7 @@ def _scheduled_run(steps, ckpt, total=40, config=None):
             raise Stop
         return step(batch)
 
-    cfg = mc.TrainConfig(steps=total, checkpoint=str(ckpt) if ckpt else None, checkpoint_every=1, progress=False)
+    cfg = mc.training.fit.TrainConfig(steps=total, checkpoint=str(ckpt) if ckpt else None, checkpoint_every=1, progress=False)
     try:
         mc.fit(stopping, _problem(), cfg, state={"model": model, "opt": opt, "schedule": schedule}, config=config)
     except Stop:
@@ -189,7 +201,7 @@ def test_schedules_are_functions_of_the_step():
     with pytest.raises(ValueError, match="spans 10 steps, this one 20"):
         mc.OneCycleSchedule(opt, 0.1, 20).load_state_dict(s.state_dict())
     with pytest.raises(ValueError, match="steps"):
-        mc.ConstantSchedule(opt, 0.1, 0)
+        mc.training.schedules.ConstantSchedule(opt, 0.1, 0)
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
@@ -202,19 +214,21 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path
     ckpt = tmp_path / "run.pt"
     model = nn.Linear(4, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    cfg = mc.TrainConfig(steps=4, checkpoint=str(ckpt), checkpoint_every=1, progress=False)
-    mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+    cfg = mc.training.fit.TrainConfig(steps=4, checkpoint=str(ckpt), checkpoint_every=1, progress=False)
+    mc.fit(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
     good = ckpt.read_bytes()
     for g in opt.param_groups:
         g["lr"] = float("nan")
     cfg.steps = 8
     # step 5's loss is still finite, its update is not: its weights are refused
     with pytest.raises(
-        mc.NonFiniteLoss, match=r"step 5: the weights of 'model' are not finite .*is kept\); lower the learning rate"
+        mc.training.fit.NonFiniteLoss, match=r"step 5: the weights of 'model' are not finite .*is kept\); lower the learning rate"
     ):
-        mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+        mc.fit(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
     assert ckpt.read_bytes() == good  # untouched: still the weights of step 4
     cfg.checkpoint_every = 0  # no checkpoint along the way: the NaN loss of step 6 stops the run
-    with pytest.raises(mc.NonFiniteLoss, match=r"step 6: the loss 'loss' is nan .*is kept\); lower the learning rate"):
-        mc.fit(mc.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
+    with pytest.raises(
+        mc.training.fit.NonFiniteLoss, match=r"step 6: the loss 'loss' is nan .*is kept\); lower the learning rate"
+    ):
+        mc.fit(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
     assert ckpt.read_bytes() == good

@@ -3,12 +3,11 @@ import torch
 
 import mricourse as mc
 from mricourse.data.crops import RandomCrops3D
+from mricourse.data.tumour import classes_to_labels, labels_to_classes
 from mricourse.models.vox2vox import (
     Vox2VoxConfig,
     Vox2VoxGenerator,
-    classes_to_labels,
     generalised_dice_loss,
-    labels_to_classes,
     largest_component,
     segment,
     vox2vox_networks,

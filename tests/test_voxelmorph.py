@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 def blobs(shape, seed=0, n=6):
     """A smooth image with a few Gaussian blobs, values in [0, 1]: (1, 1, *shape)."""
     g = torch.Generator().manual_seed(seed)
-    grid = mc.identity_grid(shape)[0]  # (dims, *shape)
+    grid = mc.warp.identity_grid(shape)[0]  # (dims, *shape)
     img = torch.zeros(shape)
     for _ in range(n):
         c = torch.rand(len(shape), generator=g) * torch.tensor(shape) * 0.6 + torch.tensor(shape) * 0.2
@@ -117,25 +117,25 @@ def test_ncc_of_an_image_with_itself_is_the_minimum():
 
 def test_gradient_loss_zero_for_translation_positive_otherwise():
     shift = torch.ones(1, 2, 16, 16) * 3.0
-    assert mc.gradient_loss(shift) == 0
+    assert mc.losses.gradient_loss(shift) == 0
     u = smooth_field((16, 16), 1.0)
-    assert mc.gradient_loss(u) > 0 and mc.gradient_loss(u, "l1") > 0
-    assert torch.isclose(mc.gradient_loss(2 * u), 4 * mc.gradient_loss(u))  # quadratic
+    assert mc.losses.gradient_loss(u) > 0 and mc.losses.gradient_loss(u, "l1") > 0
+    assert torch.isclose(mc.losses.gradient_loss(2 * u), 4 * mc.losses.gradient_loss(u))  # quadratic
     with pytest.raises(ValueError):
-        mc.gradient_loss(torch.zeros(1, 3, 8, 8))
+        mc.losses.gradient_loss(torch.zeros(1, 3, 8, 8))
 
 
 def test_dice_loss_and_mse():
     labels = torch.randint(0, 4, (2, 1, 16, 16))
-    oh = mc.one_hot(labels, 4)
+    oh = mc.losses.one_hot(labels, 4)
     assert oh.shape == (2, 4, 16, 16) and torch.equal(oh.sum(1), torch.ones(2, 16, 16))
-    assert float(mc.dice_loss(oh, oh)) == pytest.approx(0.0, abs=1e-6)
-    other = mc.one_hot((labels + 1) % 4, 4)
-    assert float(mc.dice_loss(oh, other)) == pytest.approx(1.0, abs=1e-4)
+    assert float(mc.losses.dice_loss(oh, oh)) == pytest.approx(0.0, abs=1e-6)
+    other = mc.losses.one_hot((labels + 1) % 4, 4)
+    assert float(mc.losses.dice_loss(oh, other)) == pytest.approx(1.0, abs=1e-4)
     x = torch.rand(1, 1, 8, 8)
-    assert mc.mse(x, x) == 0 and mc.mse(x, x + 0.5) == pytest.approx(0.25)
+    assert mc.losses.mse(x, x) == 0 and mc.losses.mse(x, x + 0.5) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="integer labels"):
-        mc.one_hot(oh, 4)
+        mc.losses.one_hot(oh, 4)
 
 
 # ---------------------------------------------------------------- metrics
@@ -144,12 +144,12 @@ def test_jacobian_of_constructed_fields():
     assert torch.allclose(mc.jacobian_determinant(torch.zeros(1, 2, *shape)), torch.ones(1, *shape, dtype=torch.float64))
     # linear field u(x) = A x: det J = det(I + A) everywhere
     A = torch.tensor([[0.2, -0.1], [0.3, -0.4]])
-    grid = mc.identity_grid(shape)  # (1, 2, *shape)
+    grid = mc.warp.identity_grid(shape)  # (1, 2, *shape)
     u = torch.einsum("ij,bj...->bi...", A, grid)
     det = mc.jacobian_determinant(u)
     assert torch.allclose(det, torch.linalg.det(torch.eye(2) + A).double().expand_as(det), atol=1e-6)
     # 3D: a uniform scaling by 1.1 has det 1.331
-    g3 = mc.identity_grid((6, 7, 8))
+    g3 = mc.warp.identity_grid((6, 7, 8))
     assert torch.allclose(mc.jacobian_determinant(0.1 * g3), torch.full((1, 6, 7, 8), 1.331, dtype=torch.float64))
 
 
@@ -157,7 +157,7 @@ def test_folding_of_constructed_fields():
     shape = (20, 20)
     assert mc.folding(torch.zeros(1, 2, *shape)) == 0.0
     # a reflection of the columns, u(x) = -2 x (col): det = -1 everywhere -> 100 % folded
-    grid = mc.identity_grid(shape)
+    grid = mc.warp.identity_grid(shape)
     flip = torch.zeros(1, 2, *shape)
     flip[:, 1] = -2 * grid[:, 1]
     assert mc.folding(flip) == 100.0
@@ -222,26 +222,26 @@ def test_one_batch_overfit(similarity, diffeo):
 def test_registration_pairs_atlas_to_subject_and_random_pairs():
     images, labels = torch.rand(5, 1, 12, 14), torch.randint(0, 4, (5, 1, 12, 14))
     atlas = (torch.rand(1, 12, 14), torch.randint(0, 4, (1, 12, 14)))
-    pairs = mc.RegistrationPairs(images, labels, atlas=atlas)
+    pairs = mc.data.RegistrationPairs(images, labels, atlas=atlas)
     item = pairs[3]
     assert len(pairs) == 5 and set(item) == {"moving", "fixed", "moving_labels", "fixed_labels"}
     assert item["moving"] is atlas[0] and torch.equal(item["fixed"], images[3]) and torch.equal(item["fixed_labels"], labels[3])
-    random_pairs = mc.RegistrationPairs(images, labels, length=12)
+    random_pairs = mc.data.RegistrationPairs(images, labels, length=12)
     assert len(random_pairs) == 12
     for i in range(12):
         p = random_pairs[i]
         assert torch.equal(p["moving"], images[i % 5]) and not torch.equal(p["fixed"], p["moving"])  # distinct subjects
     with pytest.raises(ValueError, match="label maps"):
-        mc.RegistrationPairs(images, labels[:4])
+        mc.data.RegistrationPairs(images, labels[:4])
     with pytest.raises(ValueError, match="atlas image"):
-        mc.RegistrationPairs(images, labels, atlas=(torch.rand(1, 12, 12), atlas[1]))
+        mc.data.RegistrationPairs(images, labels, atlas=(torch.rand(1, 12, 12), atlas[1]))
 
 
 def test_registration_pairs_draw_from_the_seeded_generator():
     """The partner of each subject comes from torch's global generator: the same seed, the same
     pairs (fit seeds and checkpoints that generator); no other source of randomness."""
     images, labels = torch.rand(6, 1, 8, 8), torch.zeros(6, 1, 8, 8, dtype=torch.long)
-    pairs = mc.RegistrationPairs(images, labels, length=30)
+    pairs = mc.data.RegistrationPairs(images, labels, length=30)
 
     def draw(seed):
         torch.manual_seed(seed)

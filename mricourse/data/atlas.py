@@ -27,12 +27,16 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..utils import atomic_write
-from .fields import gaussian_blur, smooth_noise
+from ..warp import gaussian_blur
+from .fields import smooth_noise
 from .store import data_dir
 
-__all__ = ["TISSUE_NAMES", "Atlas", "load_atlas", "mni_dir"]
+__all__ = ["TISSUE_NAMES", "CONCENTRATION", "Atlas", "load_atlas", "mni_dir"]
 
 TISSUE_NAMES = ("csf", "gm", "wm", "fat", "muscle", "bone")
+#: gadolinium concentration (mM) at the time of a post-contrast T1w scan; the blood-brain barrier
+#: keeps it out of normal brain (only its blood volume), muscle and skin enhance.
+CONCENTRATION: dict[str, float] = {"csf": 0.0, "gm": 0.03, "wm": 0.015, "fat": 0.0, "muscle": 0.25, "bone": 0.0}
 _SHAPE_1MM = (184, 240, 208)  # (D, H, W): z -72..111, y 104..-135, x 103..-104 (mm, MNI)
 #: voxel (d, h, w) -> MNI world (x, y, z) in mm at 1 mm
 _AFFINE_1MM = np.array([[0, 0, -1, 103], [0, -1, 0, 104], [1, 0, 0, -72], [0, 0, 0, 1]], dtype=np.float64)

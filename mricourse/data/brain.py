@@ -15,20 +15,17 @@ from dataclasses import field as dc_field
 import numpy as np
 import torch
 
-from ..layers import warp
 from ..signal import TISSUES, Tissue, sequence_signal, t1_with_contrast
+from ..warp import gaussian_blur, warp
 from .atlas import TISSUE_NAMES, load_atlas, tissue_labels
-from .fields import bias_field, gaussian_blur, random_deformation, rng_for, torch_generator
-from .tumour import LESION_CONCENTRATION, LESION_NAMES, TUMOUR_TISSUES, add_tumour, brats_labels, random_tumour
+from .fields import bias_field, random_deformation, rng_for, torch_generator
+from .tumour import LESION_NAMES, TUMOUR_TISSUES, add_tumour, brats_labels, concentrations, random_tumour
 
 __all__ = ["CONTRASTS", "Subject", "make_subject", "tissue_parameters", "synthesize", "rician", "brain_percentile"]
 
 CONTRASTS = ("T1w", "T2w", "PDw", "FLAIR", "T1w+c")
 #: extra tissues of the head (teaching values): cortical bone has almost no MR signal.
 EXTRA_TISSUES: dict[str, Tissue] = {"bone": Tissue(250.0, 5.0, 0.05)}
-#: gadolinium concentration (mM) at the time of a post-contrast T1w scan; the blood-brain barrier
-#: keeps it out of normal brain (only its blood volume), muscle and skin enhance.
-CONCENTRATION: dict[str, float] = {"csf": 0.0, "gm": 0.03, "wm": 0.015, "fat": 0.0, "muscle": 0.25, "bone": 0.0}
 _TEXTURE = (0.025, 0.02)  # relative std of the fine T1 and PD texture
 _JITTER = (0.05, 0.05, 0.03)  # relative std of the per-subject T1, T2, PD of each tissue
 
@@ -231,7 +228,7 @@ def make_subject(seed: int, resolution: float = 2.0, deform: float = 1.0, tumour
     texture = gaussian_blur(torch.randn(1, 2, *shape, generator=gen), 0.6 / resolution**0.5)
     texture = texture / texture.std(dim=tuple(range(2, 5)), keepdim=True)
     bias = bias_field(shape, 0.2, gen)[0, 0]
-    conc = torch.tensor([CONCENTRATION[n] for n in TISSUE_NAMES] + (list(LESION_CONCENTRATION) if tumour else []))
+    conc = concentrations(tumour)
     return Subject(
         fractions=warped[0].numpy(),
         params=params.numpy(),

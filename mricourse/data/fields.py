@@ -2,7 +2,7 @@
 random diffeomorphisms (affine + scaling and squaring of a stationary velocity field).
 
 Everything works on batches in 2D (B, C, H, W) or 3D (B, C, D, H, W); displacements are in voxels
-with the convention of :func:`mricourse.layers.warp`: ``out(x) = src(x + u(x))``.
+with the convention of :func:`mricourse.warp.warp`: ``out(x) = src(x + u(x))``.
 Randomness comes from explicit seeds so that a subject depends only on its seed.
 """
 
@@ -13,9 +13,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
-from ..layers import VecInt, resize_flow
+from ..warp import VecInt, gaussian_blur, resize_flow
 
 __all__ = ["rng_for", "torch_generator", "gaussian_blur", "smooth_noise", "bias_field", "random_affine", "random_deformation"]
 
@@ -28,33 +27,6 @@ def rng_for(*keys: int) -> np.random.Generator:
 def torch_generator(rng: np.random.Generator) -> torch.Generator:
     """A torch CPU generator seeded from ``rng`` (deterministic)."""
     return torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-
-
-def _kernel1d(sigma: float, dtype=torch.float32) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, ...]) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, *spatial) over the spatial dims (``sigma`` in voxels),
-    zero padding: a band of ~3 sigma at the border is attenuated."""
-    dims = x.ndim - 2
-    sigmas = (sigma,) * dims if isinstance(sigma, (int, float)) else tuple(sigma)
-    if x.device.type == "cpu" and not x.requires_grad:  # scipy is much faster than conv1d on CPU
-        out = ndimage.gaussian_filter(x.detach().numpy(), (0, 0, *sigmas), mode="constant", truncate=3.0)
-        return torch.from_numpy(out)
-    out = x
-    for d, s in enumerate(sigmas):
-        if s <= 0:
-            continue
-        k = _kernel1d(s, x.dtype).to(x.device)
-        moved = out.movedim(2 + d, -1)  # blur along the last dim with a 1D convolution
-        flat = moved.reshape(-1, 1, moved.shape[-1])  # (rest, 1, L)
-        flat = F.conv1d(flat, k.view(1, 1, -1), padding=k.numel() // 2)
-        out = flat.reshape(moved.shape).movedim(-1, 2 + d)
-    return out.contiguous()
 
 
 def _randn(shape, generator) -> torch.Tensor:

@@ -56,11 +56,11 @@ def load_brats(root: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(c["image"], c["seg"][None].long()) for c in cases]
 
 
-def load_ixi(root: Path, labels: bool = False):
+def load_ixi(root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
     """The T1-weighted volumes of an IXI folder (``IXI-T1/*.nii.gz``) as (1, D, H, W) tensors with
-    the brain's bright end at 1 (:class:`mricourse.data.datasets.NiftiVolumes`); with ``labels``
-    also, per volume, its (1, D, H, W) int64 tissue labels from ``ground_truth/`` (written by
-    ``make_data.py ixi``) or None (real IXI)."""
+    the brain's bright end at 1 (:class:`mricourse.data.datasets.NiftiVolumes`), and per volume its
+    (1, D, H, W) int64 tissue labels from ``ground_truth/`` (written by ``make_data.py ixi``) or
+    None (real IXI): ``(volumes, labels)``."""
     import numpy as np
 
     from .datasets import NiftiVolumes
@@ -72,8 +72,6 @@ def load_ixi(root: Path, labels: bool = False):
             f"{Path(root) / 'IXI-T1'}: expected at least 2 IXI T1 volumes; make them with python data_scripts/make_data.py ixi"
         )
     volumes = [item["image"] for item in NiftiVolumes(files)]
-    if not labels:
-        return volumes
     segs = []
     for f in files:
         path = Path(root) / "ground_truth" / f.name.replace("-T1.nii.gz", "-labels.nii.gz")

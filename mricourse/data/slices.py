@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..layers import warp
-from .atlas import TISSUE_NAMES, load_atlas, tissue_labels
-from .brain import CONCENTRATION, CONTRASTS, brain_percentile, subject_parameters, synthesize
-from .fields import bias_field, gaussian_blur, random_deformation, rng_for, torch_generator
+from ..warp import gaussian_blur, warp
+from .atlas import CONCENTRATION, TISSUE_NAMES, load_atlas, tissue_labels
+from .brain import CONTRASTS, brain_percentile, subject_parameters, synthesize
+from .fields import bias_field, random_deformation, rng_for, torch_generator
 
 __all__ = ["brain_slices", "FOV_MM", "Z_RANGE_MM"]
 

@@ -55,7 +55,7 @@ def write_manifest(folder, dataset: str, params: dict, files, extra: dict | None
         rel = f.relative_to(folder).as_posix() if f.is_absolute() else f.as_posix()
         full = folder / rel
         entries[rel] = {"bytes": full.stat().st_size, "sha256": sha256(full)}
-    from .. import __version__
+    from .._version import __version__
 
     manifest = {"dataset": dataset, "mricourse": __version__, "params": params, "files": entries, **(extra or {})}
     with atomic_write(folder / MANIFEST) as tmp:

@@ -16,11 +16,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..layers import VecInt, warp
 from ..signal import Tissue
-from .fields import gaussian_blur, smooth_noise, torch_generator
+from ..warp import VecInt, gaussian_blur, warp
+from .atlas import CONCENTRATION, TISSUE_NAMES
+from .fields import smooth_noise, torch_generator
 
-__all__ = ["TUMOUR_TISSUES", "LESION_NAMES", "LESION_CONCENTRATION", "TumourSpec", "random_tumour", "add_tumour", "brats_labels"]
+__all__ = [
+    "TUMOUR_TISSUES",
+    "LESION_NAMES",
+    "LESION_CONCENTRATION",
+    "TumourSpec",
+    "random_tumour",
+    "add_tumour",
+    "brats_labels",
+    "concentrations",
+    "BRATS_LABELS",
+    "labels_to_classes",
+    "classes_to_labels",
+]
 
 #: Teaching values: oedema has long T1/T2, the necrotic core is almost fluid, the enhancing
 #: tumour is cellular (moderately long T1/T2) and takes up the contrast agent.
@@ -31,6 +44,7 @@ TUMOUR_TISSUES: dict[float, dict[str, Tissue]] = {
 LESION_NAMES = ("necrosis", "oedema", "enhancing")
 #: gadolinium (mM) after injection: the broken blood-brain barrier lets it into the rim.
 LESION_CONCENTRATION = (0.05, 0.05, 0.5)
+#: class index -> BraTS label (0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour)
 BRATS_LABELS = (0, 1, 2, 4)
 
 
@@ -129,14 +143,17 @@ def brats_labels(lesion: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.tensor(BRATS_LABELS, dtype=torch.int16)[idx]
 
 
+def concentrations(tumour: bool = True) -> torch.Tensor:
+    """Gadolinium concentration (mM) of each tissue channel: the atlas tissues
+    (:data:`~mricourse.data.atlas.CONCENTRATION`), then the lesion's three when ``tumour``."""
+    return torch.tensor([CONCENTRATION[n] for n in TISSUE_NAMES] + (list(LESION_CONCENTRATION) if tumour else []))
+
+
 def slice_tumours(fr: torch.Tensor, px: float, rngs, u: torch.Tensor, sps: int):
     """2D lesions for :func:`mricourse.data.slices.brain_slices`: one per subject (the same for its
     ``sps`` slices), grown in atlas space, then moved by the subject's displacement ``u``.
 
     Returns fractions (N, 9, h, w), BraTS labels (N, h, w), tissue names, concentrations (N, 9)."""
-    from .atlas import TISSUE_NAMES
-    from .brain import CONCENTRATION
-
     out = []
     for j, rng in enumerate(rngs):
         block = fr[j * sps : (j + 1) * sps]
@@ -146,5 +163,18 @@ def slice_tumours(fr: torch.Tensor, px: float, rngs, u: torch.Tensor, sps: int):
         out.append(warp(with_lesion, uj, padding_mode="zeros"))
     fr9 = torch.cat(out)
     names = TISSUE_NAMES + LESION_NAMES
-    conc = torch.tensor([CONCENTRATION[n] for n in TISSUE_NAMES] + list(LESION_CONCENTRATION))[None].expand(len(fr9), -1)
+    conc = concentrations(True)[None].expand(len(fr9), -1)
     return fr9, brats_labels(fr9[:, 6:], dim=1).long(), names, conc
+
+
+def labels_to_classes(seg: torch.Tensor) -> torch.Tensor:
+    """BraTS labels {0, 1, 2, 4} -> class indices {0, 1, 2, 3}."""
+    out = torch.zeros_like(seg, dtype=torch.long)
+    for c, lab in enumerate(BRATS_LABELS):
+        out[seg == lab] = c
+    return out
+
+
+def classes_to_labels(cls: torch.Tensor) -> torch.Tensor:
+    """Class indices {0, 1, 2, 3} -> BraTS labels {0, 1, 2, 4}."""
+    return torch.tensor(BRATS_LABELS, device=cls.device)[cls]

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import PatchDiscriminator
+from ..losses import cycle_loss, lsgan_loss
 from ..profile import Profile
 
 __all__ = [
@@ -36,8 +37,6 @@ __all__ = [
     "cyclegan_networks",
     "cyclegan_step",
     "translate",
-    "lsgan_loss",
-    "cycle_loss",
     "receptive_field",
 ]
 
@@ -167,16 +166,6 @@ class ImagePool:
 def _split(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The first ``n`` images of a stacked batch and the rest (None when there is none)."""
     return x[:n], (x[n:] if len(x) > n else None)
-
-
-def lsgan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-    """Least-squares GAN loss: mean of (D(x) - 1)^2 for real targets, D(x)^2 for fake."""
-    return F.mse_loss(logits, torch.full_like(logits, 1.0 if target_is_real else 0.0))
-
-
-def cycle_loss(real: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
-    """Cycle consistency: mean |F(G(x)) - x|."""
-    return (reconstructed - real).abs().mean()
 
 
 def cyclegan_networks(cfg: CycleGANConfig) -> dict[str, nn.Module]:

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..losses import discriminator_loss, generator_loss
+
 __all__ = [
     "DCGANConfig",
-    "Generator",
-    "Discriminator",
-    "discriminator_loss",
-    "generator_loss",
+    "DCGANGenerator",
+    "DCGANDiscriminator",
     "gan_step",
     "to_gan_range",
     "from_gan_range",
@@ -124,7 +124,7 @@ def up2(in_chans: int, out_chans: int, mode: str, bias: bool = False) -> list[nn
     return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_chans, out_chans, 3, 1, 1, bias=bias)]
 
 
-class Generator(nn.Module):
+class DCGANGenerator(nn.Module):
     """z (B, nz) -> image (B, 1, S, S) in [-1, 1]: 4x4 projection, then (up x2, BN, ReLU) x n, tanh."""
 
     def __init__(self, cfg: DCGANConfig):
@@ -141,7 +141,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.cfg.nz:
-            raise ValueError(f"Generator: expected z of shape (B, {self.cfg.nz}), got {tuple(z.shape)}")
+            raise ValueError(f"DCGANGenerator: expected z of shape (B, {self.cfg.nz}), got {tuple(z.shape)}")
         return self.net(z[:, :, None, None])  # (B, nz, 1, 1) -> (B, 1, S, S)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -156,7 +156,7 @@ class Generator(nn.Module):
         return out
 
 
-class Discriminator(nn.Module):
+class DCGANDiscriminator(nn.Module):
     """image (B, 1, S, S) -> one logit per image (B,): Conv4 s2 + LReLU, (Conv4 s2, BN, LReLU) x n, Conv4."""
 
     def __init__(self, cfg: DCGANConfig):
@@ -174,20 +174,8 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.cfg.image_size
         if x.ndim != 4 or x.shape[1:] != (1, s, s):
-            raise ValueError(f"Discriminator: expected images of shape (B, 1, {s}, {s}), got {tuple(x.shape)}")
+            raise ValueError(f"DCGANDiscriminator: expected images of shape (B, 1, {s}, {s}), got {tuple(x.shape)}")
         return self.net(x).flatten()  # (B,)
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
-    """``-[log D(x) + log(1 - D(G(z)))]`` as binary cross-entropy on logits (real target ``real_label``)."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
-    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    return real + fake
-
-
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The non-saturating generator loss ``-log D(G(z))`` (strong gradients while D wins)."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
 def gan_step(

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..degrade import factors
+from ..layers import nd
+from ..losses import discriminator_loss, generator_loss, gradient_difference_loss
 
 __all__ = [
     "pixel_shuffle",
@@ -38,15 +40,8 @@ __all__ = [
     "SRGANConfig",
     "SRGANGenerator",
     "SRGANDiscriminator",
-    "gradient_difference_loss",
     "srgan_step",
 ]
-
-
-def _conv(dims: int):
-    if dims not in (2, 3):
-        raise ValueError(f"expected dims = 2 or 3, got {dims!r}")
-    return nn.Conv2d if dims == 2 else nn.Conv3d
 
 
 # ---------------------------------------------------------------------------------- sub-pixel
@@ -103,7 +98,7 @@ class Upsampler(nn.Module):
         super().__init__()
         self.r, self.mode = factors(factor, dims), mode
         if mode in ("icnr", "random"):
-            self.conv = _conv(dims)(chans, chans * math.prod(self.r), 3, padding=1)
+            self.conv = nd("Conv", dims)(chans, chans * math.prod(self.r), 3, padding=1)
             if mode == "icnr":
                 icnr_(self.conv, self.r)
         elif mode == "transposed":
@@ -155,7 +150,7 @@ class MultiScaleUnit(nn.Module):
 
     def __init__(self, chans: int, kernel_sizes=(3, 5, 7), dims: int = 2):
         super().__init__()
-        conv = _conv(dims)
+        conv = nd("Conv", dims)
         self.paths = nn.ModuleList([conv(chans, chans, k, padding=k // 2) for k in kernel_sizes])
         self.fuse = conv(chans * len(kernel_sizes), chans, 1)
 
@@ -171,7 +166,7 @@ class MultiScaleFusionSR(nn.Module):
     def __init__(self, cfg: MultiScaleFusionConfig):
         super().__init__()
         self.cfg = cfg
-        conv = _conv(cfg.dims)
+        conv = nd("Conv", cfg.dims)
         self.head = nn.Sequential(conv(1, cfg.chans, 3, padding=1), nn.ReLU())
         self.units = nn.Sequential(*[MultiScaleUnit(cfg.chans, cfg.kernel_sizes, cfg.dims) for _ in range(cfg.num_units)])
         self.tail = conv(cfg.chans, 1, 3, padding=1)
@@ -238,7 +233,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, chans: int, dims: int = 3, norm: bool = True):
         super().__init__()
-        conv = _conv(dims)
+        conv = nd("Conv", dims)
         bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d) if norm else lambda c: nn.Identity()
         self.body = nn.Sequential(
             conv(chans, chans, 3, padding=1), bn(chans), nn.LeakyReLU(0.2), conv(chans, chans, 3, padding=1), bn(chans)
@@ -255,7 +250,7 @@ class SRGANGenerator(nn.Module):
     def __init__(self, cfg: SRGANConfig):
         super().__init__()
         self.cfg = cfg
-        conv, c = _conv(cfg.dims), cfg.chans
+        conv, c = nd("Conv", cfg.dims), cfg.chans
         bn = (nn.BatchNorm2d if cfg.dims == 2 else nn.BatchNorm3d) if cfg.norm else lambda c: nn.Identity()
         self.head = nn.Sequential(conv(1, c, 3, padding=1), nn.LeakyReLU(0.2))
         self.blocks = nn.Sequential(
@@ -286,7 +281,7 @@ class SRGANDiscriminator(nn.Module):
 
     def __init__(self, cfg: SRGANConfig):
         super().__init__()
-        conv, c = _conv(cfg.dims), cfg.disc_chans
+        conv, c = nd("Conv", cfg.dims), cfg.disc_chans
         bn = nn.BatchNorm2d if cfg.dims == 2 else nn.BatchNorm3d
         layers = [conv(1, c, 3, padding=1), nn.LeakyReLU(0.2)]
         for _ in range(cfg.disc_layers):
@@ -298,15 +293,6 @@ class SRGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x).flatten(2).mean(-1)  # global average pooling: (B, C)
         return self.classify(h).squeeze(1)
-
-
-def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Gradient difference loss (Mathieu et al. 2016), squared, over all spatial axes:
-    ``sum_axes mean( (|d_a target| - |d_a pred|)^2 )``: penalises blurred or invented edges."""
-    loss = pred.new_zeros(())
-    for axis in range(2, pred.ndim):
-        loss = loss + ((target.diff(dim=axis).abs() - pred.diff(dim=axis).abs()) ** 2).mean()
-    return loss
 
 
 def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adversarial: bool = True) -> dict[str, float]:
@@ -322,7 +308,6 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
     """
     gen, opt_g = modules["G"], optimizers["opt_g"]
     adversarial = adversarial and cfg.adv_weight > 0
-    bce = F.binary_cross_entropy_with_logits
     device = next(gen.parameters()).device
     lr, hr = (t.to(device) for t in batch)
     gen.train()
@@ -332,7 +317,7 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
         disc, opt_d = modules["D"], optimizers["opt_d"]
         disc.train()
         real_logits, fake_logits = disc(hr), disc(fake.detach())
-        d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+        d_loss = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -343,7 +328,7 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
     g_loss = mse + cfg.gdl_weight * gdl
     if adversarial:
         logits = modules["D"](fake)
-        adv = bce(logits, torch.ones_like(logits))
+        adv = generator_loss(logits)
         g_loss = g_loss + cfg.adv_weight * adv
         out["adv"] = adv.item()
     opt_g.zero_grad(set_to_none=True)

@@ -31,7 +31,7 @@ from torch import nn
 from ..data.kspace import center_crop
 from ..fft import fft2c, from_channels, ifft2c, to_channels, warn_nonfinite
 from ..layers import UNet
-from ..metrics import ssim
+from ..losses import ssim_loss
 from ..physics import require_mask, rss
 
 __all__ = [
@@ -258,8 +258,7 @@ def varnet_step(modules: dict, optimizers: dict, batch: dict, l1_weight: float =
     out = model(
         batch["masked_kspace"].to(device), batch["mask"].to(device), batch["num_low_frequencies"], crop_size=target.shape[-2:]
     )
-    ssims = [ssim(t, o, data_range=float(m)) for t, o, m in zip(target, out, batch["max_value"])]
-    loss = 1 - torch.stack(ssims).mean()
+    loss = ssim_loss(target, out, batch["max_value"])
     if l1_weight:
         l1 = torch.stack([(o - t).abs().mean() / float(m) for t, o, m in zip(target, out, batch["max_value"])])
         loss = loss + l1_weight * l1.mean()

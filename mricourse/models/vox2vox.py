@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.tumour import classes_to_labels
 from ..layers import PatchDiscriminator
+from ..losses import generalised_dice_loss, lsgan_loss
 from ..profile import Profile
 
 __all__ = [
@@ -34,28 +36,8 @@ __all__ = [
     "vox2vox_networks",
     "vox2vox_step",
     "segment",
-    "generalised_dice_loss",
-    "BRATS_LABELS",
-    "labels_to_classes",
-    "classes_to_labels",
     "largest_component",
 ]
-
-#: class index -> BraTS label (0 background, 1 necrotic core, 2 oedema, 4 enhancing tumour)
-BRATS_LABELS = (0, 1, 2, 4)
-
-
-def labels_to_classes(seg: torch.Tensor) -> torch.Tensor:
-    """BraTS labels {0, 1, 2, 4} -> class indices {0, 1, 2, 3}."""
-    out = torch.zeros_like(seg, dtype=torch.long)
-    for c, lab in enumerate(BRATS_LABELS):
-        out[seg == lab] = c
-    return out
-
-
-def classes_to_labels(cls: torch.Tensor) -> torch.Tensor:
-    """Class indices {0, 1, 2, 3} -> BraTS labels {0, 1, 2, 4}."""
-    return torch.tensor(BRATS_LABELS, device=cls.device)[cls]
 
 
 @dataclass
@@ -166,27 +148,6 @@ class Vox2VoxGenerator(nn.Module):
         return logits.softmax(dim=1)
 
 
-def generalised_dice_loss(probs: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Generalised Dice loss (Sudre et al. 2017) of probabilities (B, K, ...) and one-hot or
-    class-index targets: ``1 - 2 sum_k w_k sum_i p_ki r_ki / sum_k w_k sum_i (p_ki + r_ki)`` with
-    ``w_k = 1 / (sum_i r_ki)^2``, background included as a class. A class absent from the batch
-    (``w_k`` infinite) gets the largest weight of the present classes, as in NiftyNet and MONAI:
-    predicting it anywhere is then penalised like a false positive of the rarest class present."""
-    if target.dtype == torch.long:
-        target = F.one_hot(target.squeeze(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
-    if target.shape != probs.shape:
-        raise ValueError(
-            f"generalised_dice_loss: expected targets of shape {tuple(probs.shape)} (one-hot) or class indices, got {tuple(target.shape)}"
-        )
-    dims = [0, *range(2, probs.ndim)]
-    ref = target.sum(dims)
-    w = 1.0 / ref.clamp_min(1.0) ** 2
-    w = torch.where(ref > 0, w, w[ref > 0].max() if (ref > 0).any() else torch.ones_like(w))
-    num = (w * (probs * target).sum(dims)).sum()
-    den = (w * (probs + target).sum(dims)).sum()
-    return 1 - 2 * num / den.clamp_min(eps)
-
-
 def largest_component(labels: torch.Tensor) -> torch.Tensor:
     """Post-processing of a label map (D, H, W): keep the largest connected component (26-connected)
     of the whole tumour (labels > 0) and set every other tumour voxel to background."""
@@ -237,7 +198,7 @@ def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, 
     for p in D.parameters():
         p.requires_grad_(False)
     d_fake = D(torch.cat([x, probs], 1))
-    adv = F.mse_loss(d_fake, torch.ones_like(d_fake))
+    adv = lsgan_loss(d_fake, True)
     opt_G.zero_grad(set_to_none=True)
     (alpha * gdl + adv).backward()
     opt_G.step()
@@ -245,7 +206,7 @@ def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, 
     for p in D.parameters():
         p.requires_grad_(True)
     d_real, d_fake = D(torch.cat([x, y1h], 1)), D(torch.cat([x, probs.detach()], 1))
-    loss_D = 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
+    loss_D = 0.5 * (lsgan_loss(d_real, True) + lsgan_loss(d_fake, False))
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
     opt_D.step()

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import SpatialTransformer, VecInt, _nd, resize_flow, warp
+from ..layers import nd
 from ..losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
 from ..profile import Profile
 from ..profile import profile as _profile
+from ..warp import SpatialTransformer, VecInt, resize_flow, warp
 
 __all__ = ["VoxelMorphConfig", "VoxelMorphUNet", "VoxelMorph", "VxmOutput", "voxelmorph_loss", "voxelmorph_step"]
 
@@ -106,7 +107,7 @@ class VoxelMorphConfig:
 
 def _conv_block(in_chans: int, out_chans: int, dims: int, stride: int = 1) -> nn.Sequential:
     """conv3 (stride 1 or 2) + LeakyReLU 0.2, the only layer VoxelMorph uses."""
-    return nn.Sequential(_nd("Conv", dims)(in_chans, out_chans, 3, stride=stride, padding=1), nn.LeakyReLU(0.2))
+    return nn.Sequential(nd("Conv", dims)(in_chans, out_chans, 3, stride=stride, padding=1), nn.LeakyReLU(0.2))
 
 
 class VoxelMorphUNet(nn.Module):
@@ -171,7 +172,7 @@ class VoxelMorph(nn.Module):
         self.cfg, self.size = cfg, size
         up_levels = len(cfg.enc_chans) - {1: 0, 2: 1, 4: 2}[cfg.flow_downsize]
         self.unet = VoxelMorphUNet(2, cfg.enc_chans, cfg.dec_chans, cfg.dims, up_levels)
-        self.flow = _nd("Conv", cfg.dims)(self.unet.out_chans, cfg.dims, 3, padding=1)
+        self.flow = nd("Conv", cfg.dims)(self.unet.out_chans, cfg.dims, 3, padding=1)
         nn.init.normal_(self.flow.weight, std=1e-5)  # start near the identity
         nn.init.zeros_(self.flow.bias)
         self.transformer = SpatialTransformer(size)

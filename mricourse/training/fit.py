@@ -361,11 +361,3 @@ def supervised_update(
 def supervised_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable) -> Callable:
     """``step(batch)`` for :func:`fit`: :func:`supervised_update` of ``model`` with ``optimizer``."""
     return lambda batch: supervised_update({"model": model}, {"opt": optimizer}, batch, loss_fn)
-
-
-if __name__ == "__main__":  # python -m mricourse.training.fit <task> ...: the same as `mricourse train`
-    import sys
-
-    from .cli import main
-
-    raise SystemExit(main(["train", *sys.argv[1:]]))

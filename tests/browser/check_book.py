@@ -36,8 +36,8 @@ import websocket
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from mricourse.exercises import _source, find_exercises  # noqa: E402
-from mricourse.nbtools import colab_url, repository  # noqa: E402
+from mricourse.course.exercises import find_exercises  # noqa: E402
+from mricourse.course.notebooks import _source, colab_url, repository  # noqa: E402
 
 FLAGS = [
     "--headless",

@@ -12,7 +12,7 @@
    on data generated from scratch (a fresh ``MRICOURSE_DATA``, as on a new Colab runtime); the
    kernel checks that it imports the installed package, not this checkout.
 4. The ipywidgets explorers are built in a live kernel of that environment (ipywidgets 7.7) and
-   every control is moved (``mricourse.nbtools.drive_explorers``); ``tests/test_explorers.py``
+   every control is moved (``mricourse.course.notebooks.drive_explorers``); ``tests/test_explorers.py``
    does the same under the lock's ipywidgets 8.
 
 The environment is cached in ``$MRICOURSE_COLAB_ENV`` (default ``~/.cache/mricourse/colab-env``),
@@ -37,8 +37,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from mricourse.exercises import NotebookError  # noqa: E402
-from mricourse.nbtools import drive_explorers, execute_notebook, repository  # noqa: E402
+from mricourse.course.notebooks import (  # noqa: E402
+    NotebookError,  # noqa: E402
+    drive_explorers,
+    execute_notebook,
+    repository,
+)
 
 PREINSTALLED = ROOT / "requirements" / "colab.txt"
 _PIP_LINE = re.compile(r"^\s*%pip install (.+)$", re.M)

@@ -27,7 +27,7 @@ from ...metrics import psnr
 from ...models.cascade import CascadeConfig, CascadeNet, cascade_step
 from ...profile import Profile
 from ..schedules import OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: the acceleration of the recipe's evaluation (the middle of the training range)
 EVAL_ACCELERATION = 6

@@ -38,7 +38,7 @@ from ...models.dcgan import from_gan_range, to_gan_range
 from ...profile import Profile
 from ..fit import supervised_update
 from ..schedules import LinearDecaySchedule, OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 __all__ = ["SLICES", "CLIP", "PairedUNetConfig", "t1t2_slices", "evaluate_t1_to_t2"]
 

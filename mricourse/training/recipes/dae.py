@@ -22,7 +22,7 @@ from ...gan_eval import foreground_mask
 from ...metrics import psnr
 from ...models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
 from ..schedules import OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: the noise levels of the chapter (standard deviations, in units of the brain's 99.5th percentile)
 LEVELS = (0.02, 0.05, 0.1, 0.2)

@@ -18,9 +18,9 @@ import torch
 
 from ...data.t1slices import GANSlices, t1_slices
 from ...gan_eval import nearest_neighbours
-from ...models.dcgan import DCGANConfig, Discriminator, Generator, from_gan_range, gan_step
+from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, from_gan_range, gan_step
 from ..schedules import ConstantSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: intensities (the brain's 99.5th percentile is 1) are clipped here; [0, VMAX] becomes [-1, 1]
 VMAX = 1.5
@@ -40,7 +40,7 @@ def evaluate(modules, val_set: GANSlices, train_set: GANSlices) -> dict[str, flo
 @define("dcgan")
 def build(profile, data, overrides, seed) -> Recipe:
     cfg = apply_overrides(DCGANConfig.for_profile(profile), overrides)
-    G, D = Generator(cfg), Discriminator(cfg)  # weights from the seed (DCGAN's N(0, 0.02))
+    G, D = DCGANGenerator(cfg), DCGANDiscriminator(cfg)  # weights from the seed (DCGAN's N(0, 0.02))
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     train, test = t1_slices(profile, data)

@@ -29,7 +29,7 @@ from ...degrade import crop_to_multiple, degrade, factors, interpolate, kspace_t
 from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
 from ..fit import supervised_update
 from ..schedules import OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: the chapter's degradation: PSF sigma in HR pixels, noise as a fraction of the brain's bright end
 SIGMA, NOISE = 1.0, 0.02

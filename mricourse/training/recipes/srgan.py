@@ -30,7 +30,7 @@ from ...data.sets import load_ixi
 from ...degrade import crop_to_multiple, degrade, factors
 from ...models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
 from ..schedules import ConstantSchedule, OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 from .msfusion import NOISE, SIGMA, evaluate_sr, slice_pairs
 
 
@@ -84,7 +84,7 @@ def volume_pairs(data: Path | None, profile, factor) -> tuple[dict, dict]:
         n = profile.pick(smoke=(1, 1), cpu=(4, 2), gpu=(20, 5))
         train, test = _chapter_volumes(*n)
     else:
-        volumes, labels = load_ixi(data, labels=True)
+        volumes, labels = load_ixi(data)
         pairs = [(v * (s > 0), s > 0) if s is not None else (v, v > 0.05) for v, s in zip(volumes, labels)]
         n_val = max(1, len(pairs) // 6)
         train, test = pairs[:-n_val], pairs[-n_val:]

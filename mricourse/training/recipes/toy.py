@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 from ..fit import supervised_update
 from ..schedules import ConstantSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 
 @dataclass

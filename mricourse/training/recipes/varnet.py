@@ -20,7 +20,7 @@ from ...masks import MaskFunc
 from ...metrics import ssim
 from ...models.varnet import VarNet, VarNetConfig, varnet_step
 from ..schedules import OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: the evaluation settings: acceleration and centre fraction (fastMRI's brain masks)
 ACCELERATIONS = {"4x": (4, 0.08), "8x": (8, 0.04)}

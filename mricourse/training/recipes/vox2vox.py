@@ -25,11 +25,12 @@ import torch
 
 from ...data.brats_cases import read_cases, synthetic_brats_cases
 from ...data.crops import RandomCrops3D
+from ...data.tumour import classes_to_labels
 from ...metrics import brats_scores
-from ...models.vox2vox import Vox2VoxConfig, classes_to_labels, largest_component, segment, vox2vox_networks, vox2vox_step
+from ...models.vox2vox import Vox2VoxConfig, largest_component, segment, vox2vox_networks, vox2vox_step
 from ...profile import Profile
 from ..schedules import ConstantSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 __all__ = ["CASES", "FIRST_SEED", "cases", "evaluate"]
 

@@ -32,13 +32,13 @@ from ...data.datasets import RegistrationPairs
 from ...data.make import ensure_dataset
 from ...data.sets import load_ixi, load_slices
 from ...data.slices import brain_slices
-from ...layers import warp
 from ...losses import mse
 from ...models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
 from ...registration import score_registration
+from ...warp import warp
 from ..fit import load_checkpoint
 from ..schedules import OneCycleSchedule
-from . import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define
 
 #: the axial level (MNI z, mm) of the atlas and of every subject in 2D; the atlas's seed
 Z_MM, ATLAS_SEED = 10.0, 100
@@ -81,7 +81,7 @@ def _slices(data: Path | None, profile) -> tuple[RegistrationPairs, dict]:
 def _volumes(data: Path | None, profile, cfg: VoxelMorphConfig):
     """3D training pairs (subject to subject), the held-out set and the config (labels counted,
     the Dice term off without labels), from an IXI folder."""
-    volumes, labels = load_ixi(data if data is not None else ensure_dataset("ixi", profile.name), labels=True)
+    volumes, labels = load_ixi(data if data is not None else ensure_dataset("ixi", profile.name))
     shape = [min(v.shape[1 + a] for v in volumes) // 16 * 16 for a in range(3)]
 
     def crop(x):  # centre crop (C, D, H, W) -> (C, *shape)

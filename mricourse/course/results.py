@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .profile import profile as _profile
-from .utils import atomic_write
+from .._version import __version__
+from ..profile import profile as _profile
+from ..utils import atomic_write
 
-__all__ = ["results_dir", "save_results", "load_results", "Stopwatch", "environment"]
+__all__ = ["results_dir", "save_results", "load_results", "Stopwatch", "environment", "anchors_path", "load_anchors"]
 
 
 def _course_root() -> Path:
@@ -57,8 +58,6 @@ class Stopwatch:
 
 def environment() -> dict:
     """Machine, device and library versions, for a results file."""
-    import mricourse
-
     return {
         "machine": platform.machine(),
         "platform": platform.platform(),
@@ -71,7 +70,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "mricourse": mricourse.__version__,
+        "mricourse": __version__,
     }
 
 
@@ -133,3 +132,15 @@ def load_results(folder=None) -> dict[str, dict]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{p}: not a valid results file ({e}); rerun its notebook") from e
     return out
+
+
+def anchors_path(folder=None) -> Path:
+    """Where the benchmark keeps the comparisons for the book's results page:
+    ``<results folder>/anchors/anchors.json`` (beside, not among, the chapters' files)."""
+    return Path(folder or results_dir()) / "anchors" / "anchors.json"
+
+
+def load_anchors(folder=None) -> dict | None:
+    """The record saved by the last benchmark, or None."""
+    path = anchors_path(folder)
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,10 +1,17 @@
-"""Sphinx glue for the book's API pages: docstrings here are written for readers of the code
+"""The book's Sphinx extension (``_config.yml``: ``sphinx.extra_extensions``).
+
+- chapters: every cell tagged ``solution`` folds behind a "Show solution" toggle
+  (:func:`mricourse.course.exercises.book_view`);
+- API pages: docstrings here are written for readers of the code
 (shapes like ``(B, C, *spatial)``, products like ``x * y``, norms like ``|x|``), so bare asterisks and bars outside
 literals are escaped before reStructuredText reads them as emphasis."""
 
 from __future__ import annotations
 
+import json
 import re
+
+from .exercises import book_view
 
 _LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
 
@@ -18,6 +25,16 @@ def _process(app, what, name, obj, options, lines) -> None:
     lines[:] = [_escape(line) for line in lines]
 
 
+def _on_source_read(app, docname: str, source: list[str]) -> None:
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        try:
+            nb = json.loads(source[0])
+        except ValueError:
+            return
+        source[0] = json.dumps(book_view(nb), ensure_ascii=False)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _process)
+    app.connect("source-read", _on_source_read)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

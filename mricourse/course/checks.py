@@ -18,14 +18,14 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from . import metrics as _metrics
-from .fft import fft2c, ifft2c
-from .layers import warp as _warp
-from .masks import acceleration as _acceleration
-from .masks import center_mask
-from .physics import adjoint_inner_products
-from .signal import spin_echo as _spin_echo
-from .signal import tissue as _tissue
+from .. import metrics as _metrics
+from ..fft import fft2c, ifft2c
+from ..masks import acceleration as _acceleration
+from ..masks import center_mask
+from ..physics import adjoint_inner_products
+from ..signal import spin_echo as _spin_echo
+from ..signal import tissue as _tissue
+from ..warp import warp as _warp
 
 __all__ = [
     "CheckFailed",

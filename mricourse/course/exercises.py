@@ -2,7 +2,7 @@
 
 A chapter's exercises follow one convention (DESIGN.md section 7): a markdown cell tagged
 ``exercise`` (the prompt), one or more code cells tagged ``solution``, then a check cell that
-calls an ``mc.check_*`` function (:mod:`mricourse.checks`). From one source notebook:
+calls an ``mc.check_*`` function (:mod:`mricourse.course.checks`). From one source notebook:
 
 - the **book** shows each solution folded behind a "Show solution" toggle (``setup`` below is a
   Sphinx extension that tags solution cells ``hide-cell`` while the book is built);
@@ -13,10 +13,10 @@ calls an ``mc.check_*`` function (:mod:`mricourse.checks`). From one source note
 
 Command line (``make student`` and ``make test`` call it)::
 
-    python -m mricourse.exercises student notebooks/ --out student/          [--run]
-    python -m mricourse.exercises instructor notebooks/ --out instructor/
-    python -m mricourse.exercises check notebooks/        # structure + Colab cell, no execution
-    python -m mricourse.exercises sync-colab notebooks/   # rewrite the Colab cell and badge from _config.yml
+    python -m mricourse.course.exercises student notebooks/ --out student/          [--run]
+    python -m mricourse.course.exercises instructor notebooks/ --out instructor/
+    python -m mricourse.course.exercises check notebooks/        # structure + Colab cell, no execution
+    python -m mricourse.course.exercises sync-colab notebooks/   # rewrite the Colab cell and badge from _config.yml
 
 A statement in a solution whose first line ends with ``# keep`` is copied to the stub verbatim
 (for given set-up lines).
@@ -24,23 +24,42 @@ A statement in a solution whose first line ends with ``# keep`` is copied to the
 
 from __future__ import annotations
 
+import argparse
 import ast
 import copy
 import io
-import json
+import os
 import re
+import sys
+import time
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Exercise", "NotebookError", "find_exercises", "stub_source", "student_notebook", "instructor_notebook", "book_view"]
+from .notebooks import (
+    NotebookError,
+    _source,
+    _tags,
+    colab_problems,
+    execute_notebook,
+    sync_colab,
+)
+
+__all__ = [
+    "Exercise",
+    "NotebookError",
+    "find_exercises",
+    "stub_source",
+    "student_notebook",
+    "instructor_notebook",
+    "book_view",
+    "run_student",
+    "grade",
+    "main",
+]
 
 EXERCISE, SOLUTION, STUB = "exercise", "solution", "exercise-stub"
 _LABEL = re.compile(r"[*_\s]*Exercise\s+(\d+(?:\.\d+)*)[*_]*\s*[:.\-\u2014\u2013]?[*_]*\s*(.*)", re.IGNORECASE)
-
-
-class NotebookError(ValueError):
-    """A notebook that does not follow the exercise convention; the message names the cell."""
 
 
 @dataclass
@@ -54,15 +73,6 @@ class Exercise:
     @property
     def name(self) -> str:
         return f"{self.label} ({self.title})" if self.title else self.label
-
-
-def _tags(cell) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
 
 
 def _chapter(name: str) -> str | None:
@@ -274,22 +284,185 @@ def book_view(nb):
     return nb
 
 
-def _on_source_read(app, docname: str, source: list[str]) -> None:
-    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+def run_student(nb_path: Path, out: Path, timeout: int = 600) -> tuple[list[str], float]:
+    """Generate the student version of ``nb_path`` into ``out``, execute it (errors allowed) and
+    return (problems, seconds). The only errors allowed are ``NotImplementedError`` in stub and
+    check cells, and every check cell must raise it (a check that passes on a stub is too lax)."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    exercises = find_exercises(nb, nb_path.name)
+    student = student_notebook(nb, nb_path.name)
+    checks = {ex.check: ex for ex in exercises}
+    t0 = time.perf_counter()
+    _execute(student, nb_path.parent, timeout)  # run where the source notebook lives
+    seconds = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    nbformat.write(student, out / nb_path.name)
+    problems = []
+    for i, cell in enumerate(student["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        for e in errors:
+            if e["ename"] != "NotImplementedError" or not (STUB in _tags(cell) or i in checks):
+                problems.append(f"cell {i}: {e['ename']}: {e['evalue']}")
+        if i in checks and not any(e["ename"] == "NotImplementedError" for e in errors):
+            problems.append(f"cell {i}: the check of {checks[i].label} did not raise NotImplementedError on the stub")
+    return problems, seconds
+
+
+def grade(submission: Path, reference: Path | None = None, timeout: int = 600) -> list[tuple[str, str, str]]:
+    """Run a student's notebook and grade each exercise by its check cell: ``(label, status,
+    detail)`` with status ``passed``, ``wrong`` (the check's message), ``not done`` or ``error``.
+
+    With ``reference`` (the source notebook) the check cells are first restored from it, so an
+    edited check cannot pass, and the kernel runs in the reference's folder.
+    """
+    import nbformat
+
+    nb = nbformat.read(submission, as_version=4)
+    cwd, originals = submission.parent, {}
+    if reference is not None:
+        ref = nbformat.read(reference, as_version=4)
+        originals = {e.label: ref.cells[e.check] for e in find_exercises(ref, reference.name)}
+        by_id = {c.get("id"): c for c in nb.cells if c.get("id")}
+        for check in originals.values():  # the student version keeps the cell ids of the source
+            if check.get("id") in by_id:
+                by_id[check["id"]].source = check.source
+        cwd = reference.parent
+    exercises = find_exercises(nb, submission.name, submitted=True)
+    for ex in exercises:
+        if ex.label in originals:
+            nb.cells[ex.check].source = originals[ex.label].source
+    missing = [label for label in originals if label not in {e.label for e in exercises}]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    _execute(nb, cwd, timeout)
+    rows = []
+    for ex in exercises:
+        errors = [(i, o) for i in [*ex.solutions, ex.check] for o in nb.cells[i].outputs if o.output_type == "error"]
+        if not errors:
+            rows.append((ex.label, "passed", ""))
+            continue
+        i, e = errors[0]
+        detail = f"{e.ename}: {e.evalue}".splitlines()[0]
+        status = (
+            "not done"
+            if e.ename == "NotImplementedError"
+            else "wrong"
+            if (i == ex.check and e.ename == "CheckFailed")
+            else "error"
+        )
+        rows.append((ex.label, status, detail))
+    return rows + [(label, "missing", "the exercise's cells were deleted") for label in missing]
+
+
+def _execute(nb, cwd: Path, timeout: int) -> None:
+    """Run every cell (errors allowed) in ``cwd``, in a kernel that imports this very package."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    execute_notebook(nb, cwd, timeout, env=env, allow_errors=True)
+
+
+def _notebooks(paths: list[str]) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        out += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
+    if not out:
+        raise SystemExit(f"no notebooks found in {', '.join(paths)}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+
+    parser = argparse.ArgumentParser(prog="python -m mricourse.course.exercises", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in [("student", "write student versions (solutions -> stubs)"), ("instructor", "write instructor versions")]:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
+        p.add_argument("--out", required=True, type=Path, help="output folder")
+        if name == "student":
+            p.add_argument("--run", action="store_true", help="also execute them: only NotImplementedError may be raised")
+            p.add_argument("--profile", default="smoke", help="MRICOURSE_PROFILE for --run (default smoke)")
+            p.add_argument("--timeout", type=int, default=600, help="seconds per cell for --run")
+    p = sub.add_parser("grade", help="run students' notebooks and grade each exercise by its check")
+    p.add_argument("paths", nargs="+", help="submitted notebooks or folders of them")
+    p.add_argument("--reference", type=Path, help="folder of the source notebooks: restores the check cells, runs there")
+    p.add_argument("--profile", help="MRICOURSE_PROFILE for the run (default: the environment's)")
+    p.add_argument("--csv", type=Path, help="also write the grades to this CSV file")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    p = sub.add_parser("check", help="check the exercise structure and the Colab cell and badge of notebooks")
+    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("sync-colab", help="rewrite each notebook's Colab setup cell and badge from _config.yml")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--check", action="store_true", help="only report notebooks that are out of step (exit 1)")
+    args = parser.parse_args(argv)
+
+    failed, grades = False, []
+    if args.command == "grade" and args.profile:
+        os.environ["MRICOURSE_PROFILE"] = args.profile
+    for path in _notebooks(args.paths):
+        nb = nbformat.read(path, as_version=4)
         try:
-            nb = json.loads(source[0])
-        except ValueError:
-            return
-        source[0] = json.dumps(book_view(nb), ensure_ascii=False)
+            if args.command == "instructor":
+                args.out.mkdir(parents=True, exist_ok=True)
+                nbformat.write(instructor_notebook(nb, path.name), args.out / path.name)
+                print(f"instructor {args.out / path.name}")
+            elif args.command == "student" and not args.run:
+                args.out.mkdir(parents=True, exist_ok=True)
+                nbformat.write(student_notebook(nb, path.name), args.out / path.name)
+                print(f"student {args.out / path.name}: {len(find_exercises(nb, path.name))} exercises")
+            elif args.command == "student":
+                os.environ["MRICOURSE_PROFILE"] = args.profile
+                # absolute: the kernel runs in the notebook's folder
+                os.environ["MRICOURSE_RESULTS"] = str(Path(os.environ.get("MRICOURSE_RESULTS") or args.out / "results").resolve())
+                problems, seconds = run_student(path, args.out, args.timeout)
+                n = len(find_exercises(nb, path.name))
+                print(f"student {path.name}: {n} exercises, {seconds:.1f} s, " + ("ok" if not problems else "FAILED"))
+                for msg in problems:
+                    print(f"  {msg}")
+                failed |= bool(problems)
+            elif args.command == "grade":
+                ref = args.reference / path.name if args.reference else None
+                rows = grade(path, ref if ref is not None and ref.exists() else None, args.timeout)
+                passed = sum(status == "passed" for _, status, _ in rows)
+                print(f"{path}: {passed}/{len(rows)} passed")
+                for label, status, detail in rows:
+                    print(f"  {label:<14} {status:<9} {detail}")
+                grades += [(str(path), *row) for row in rows]
+            elif args.command == "check":
+                problems = [f"{len(find_exercises(nb, path.name))} exercises"]
+                colab = colab_problems(nb, path)
+                print(f"{path}: " + "; ".join(problems + colab))
+                failed |= bool(colab)
+            elif args.command == "sync-colab" and args.check:
+                colab = colab_problems(nb, path)
+                print(f"{path}: " + ("; ".join(colab) if colab else "ok"))
+                failed |= bool(colab)
+            else:
+                if sync_colab(nb, path):
+                    nbformat.write(nb, path)
+                    print(f"{path}: updated")
+                else:
+                    print(f"{path}: ok")
+        except NotebookError as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            failed = True
+    if args.command == "grade" and args.csv:
+        import csv
 
-
-def setup(app):
-    """Sphinx extension (``_config.yml``: ``sphinx.extra_extensions``): fold solutions in the book."""
-    app.connect("source-read", _on_source_read)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+        with open(args.csv, "w", newline="") as f:
+            csv.writer(f).writerows([("notebook", "exercise", "status", "detail"), *grades])
+    if failed and args.command in ("check", "sync-colab"):
+        print(
+            "fix: python -m mricourse.course.exercises sync-colab notebooks/  (URL and branch come from _config.yml)",
+            file=sys.stderr,
+        )
+    return int(failed)
 
 
 if __name__ == "__main__":
-    from .nbtools import main
-
     raise SystemExit(main())

@@ -1,8 +1,8 @@
-"""``python -m mricourse.bench`` (``make bench``): execute every chapter notebook headless in the
+"""``python -m mricourse.course.bench`` (``make bench``): execute every chapter notebook headless in the
 ``cpu`` profile, each in a fresh kernel, and write ``results.md`` and ``results.json`` with the
 machine, versions, per-chapter wall times (whole notebook, and data / training / evaluation as the
 chapter measured them) and every metric of model and baselines. Then, unless ``--no-anchors``, the
-side-by-side runs against the reference implementations (:mod:`mricourse.anchors`: our VarNet vs
+side-by-side runs against the reference implementations (:mod:`mricourse.course.anchors`: our VarNet vs
 fastMRI's, our VoxelMorph vs the voxelmorph package's; when notebooks are named, only with
 ``--anchors``), in a fresh process with the kernels' environment, in the ``anchors`` section of
 ``results.json``, an "Anchors" table in ``results.md``, and ``<results>/anchors/anchors.json`` for the
@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..utils import atomic_write
 from .anchors import ANCHORS, save_anchors
-from .nbtools import execute_notebook
+from .notebooks import execute_notebook
 from .report import render_anchors, render_markdown
 from .results import environment, load_results
-from .utils import atomic_write
 
 
 def run_notebook(path: Path, env: dict, timeout: int = 1800, executed: Path | None = None) -> float:
@@ -46,18 +46,18 @@ def run_notebook(path: Path, env: dict, timeout: int = 1800, executed: Path | No
 
 
 def run_anchors(profile: str, env: dict, timeout: int = 3600) -> dict:
-    """Run :func:`mricourse.anchors.run_anchors` in a fresh process with the kernels' environment
-    (``python -m mricourse.anchors``, its tables printed as they come) and return its record; if
+    """Run :func:`mricourse.course.anchors.run_anchors` in a fresh process with the kernels' environment
+    (``python -m mricourse.course.anchors``, its tables printed as they come) and return its record; if
     the process fails, a record in which every comparison has failed."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mricourse-anchors-") as tmp:
         out = Path(tmp) / "anchors.json"
-        cmd = [sys.executable, "-m", "mricourse.anchors", "--profile", profile, "--json", str(out)]
+        cmd = [sys.executable, "-m", "mricourse.course.anchors", "--profile", profile, "--json", str(out)]
         try:
             rc = subprocess.run(cmd, env={**os.environ, **env}, timeout=timeout).returncode
-            error = None if rc == 0 and out.exists() else f"python -m mricourse.anchors exited with status {rc}"
+            error = None if rc == 0 and out.exists() else f"python -m mricourse.course.anchors exited with status {rc}"
         except subprocess.TimeoutExpired:
-            error = f"python -m mricourse.anchors ran longer than {timeout} s"
+            error = f"python -m mricourse.course.anchors ran longer than {timeout} s"
         if error is None:
             return json.loads(out.read_text())
     anchors = {k: {"name": title, "reference": package, "status": f"failed: {error}"} for k, (package, title) in ANCHORS.items()}

@@ -1,11 +1,11 @@
 """The course's results page: every chapter's results file (written by ``mc.save_results`` in the
 chapter's last cell) gathered into one summary and one table per chapter.
 
-Used by ``make bench`` (``python -m mricourse.bench``), which writes ``results.md`` and
+Used by ``make bench`` (``python -m mricourse.course.bench``), which writes ``results.md`` and
 ``results.json``, and by the book's results page, which renders the same tables from the files
 the chapters produced. Nothing here is typed in: the only numbers not measured by the course are
 the papers' published figures in :data:`PAPER`, always labelled as such. The "Anchors" table
-(:func:`anchors_table`) shows the side-by-side runs of :mod:`mricourse.anchors`: our models against
+(:func:`anchors_table`) shows the side-by-side runs of :mod:`mricourse.course.anchors`: our models against
 the reference implementations, as ratios ours / reference.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .results import load_results, results_dir
+from .results import load_anchors, load_results, results_dir
 from .viz import Table
 
 __all__ = ["PAPER", "summary_table", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
@@ -152,7 +152,7 @@ def _page_blocks(results: dict[str, dict]) -> list:
 
 
 def anchors_table(record: dict) -> Table:
-    """The side-by-side runs of :func:`mricourse.anchors.run_anchors`: one row per comparison and
+    """The side-by-side runs of :func:`mricourse.course.anchors.run_anchors`: one row per comparison and
     metric with our value, the reference implementation's, and the ratio ours / reference; a
     comparison that did not run has one row with its status (e.g. "not installed: fastmri")."""
     rows = []
@@ -200,8 +200,6 @@ def results_page(folder: str | Path | None = None) -> None:
     """Display the results page in a notebook (the book's results page calls this): the chapters'
     tables, then the Anchors table of the last benchmark, if there is one."""
     from IPython.display import Markdown, display
-
-    from .anchors import load_anchors
 
     folder = folder or results_dir()
     blocks = _page_blocks(load_results(folder))

@@ -21,7 +21,7 @@ installed gives a record with status ``"not installed"``. ``make bench`` runs :f
 after the chapters (``--no-anchors`` skips it); on its own (e.g. the VarNet step-time comparison
 alone, with one thread)::
 
-    python -m mricourse.anchors [--profile cpu] [--only varnet|voxelmorph] [--steps N] [--threads 1]
+    python -m mricourse.course.anchors [--profile cpu] [--only varnet|voxelmorph] [--steps N] [--threads 1]
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .profile import profile as _profile
-from .results import _plain, environment
-from .utils import atomic_write
+from ..profile import profile as _profile
+from ..utils import atomic_write
+from .report import anchors_table, render_anchors
+from .results import _plain, anchors_path, environment
 
-__all__ = ["ANCHORS", "varnet_vs_fastmri", "voxelmorph_vs_package", "run_anchors", "save_anchors", "load_anchors"]
+__all__ = ["ANCHORS", "varnet_vs_fastmri", "voxelmorph_vs_package", "run_anchors", "save_anchors"]
 
 #: anchor -> (the package holding the reference code, the comparison's name)
 ANCHORS: dict[str, tuple[str, str]] = {
@@ -107,7 +108,7 @@ class FastMRIVarNet(nn.Module):
         self.net = net
 
     def forward(self, masked_kspace, mask, num_low_frequencies=None, crop_size=None):
-        from .data.kspace import center_crop
+        from ..data.kspace import center_crop
 
         nlf = num_low_frequencies
         if torch.is_tensor(nlf):  # fastmri takes one count for the whole batch
@@ -122,7 +123,7 @@ class FastMRIVarNet(nn.Module):
 def _varnet_slices(params: dict, start: int, n: int, seed: int) -> list[dict]:
     """``n`` single-slice fastMRI-format items (k-space, RSS target, maximum) of the subjects
     ``start ..``, simulated in memory with the settings of the course's fastMRI data set."""
-    from .data import brain_slices, multicoil_kspace
+    from ..data import brain_slices, multicoil_kspace
 
     d = brain_slices(n, tuple(params["contrasts"][:1]), size=params["size"], seed=seed, start=start)
     items = []
@@ -188,11 +189,11 @@ def varnet_vs_fastmri(
     """
     from fastmri.models import VarNet as RefVarNet
 
-    from .data import dataset_params
-    from .data.datasets import VarNetTransform
-    from .masks import MaskFunc
-    from .metrics import ssim
-    from .models.varnet import VarNet, VarNetConfig, state_dict_from_fastmri, varnet_step
+    from ..data import dataset_params
+    from ..data.datasets import VarNetTransform
+    from ..masks import MaskFunc
+    from ..metrics import ssim
+    from ..models.varnet import VarNet, VarNetConfig, state_dict_from_fastmri, varnet_step
 
     P = profile if hasattr(profile, "pick") else _profile(profile)
     cfg = cfg or VarNetConfig.for_profile(P)
@@ -283,7 +284,7 @@ class VxmPackage(nn.Module):
         )
 
     def forward(self, moving, fixed):
-        from .models.voxelmorph import VxmOutput
+        from ..models.voxelmorph import VxmOutput
 
         flow, warped = self.net(moving, fixed, return_warped_source=True)
         return VxmOutput(warped, flow, self.net.velocity if self.cfg.diffeomorphic else flow)
@@ -319,9 +320,9 @@ def voxelmorph_vs_package(
         folding, median time per training step and per pair at inference, first-step loss,
         parameters), ``losses``, ``setting``.
     """
-    from .data import brain_slices
-    from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
-    from .registration import score_registration
+    from ..data import brain_slices
+    from ..models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
+    from ..registration import score_registration
 
     P = profile if hasattr(profile, "pick") else _profile(profile)
     cfg = cfg or VoxelMorphConfig.for_profile(P)
@@ -446,26 +447,12 @@ def run_anchors(profile=None, only=None, **kwargs) -> dict:
     }
 
 
-def anchors_path(folder=None) -> Path:
-    """Where the benchmark keeps the comparisons for the book's results page:
-    ``<results folder>/anchors/anchors.json`` (beside, not among, the chapters' files)."""
-    from .results import results_dir
-
-    return Path(folder or results_dir()) / "anchors" / "anchors.json"
-
-
 def save_anchors(record: dict, folder=None) -> Path:
     """Write :func:`run_anchors`'s record to :func:`anchors_path` (atomically)."""
     path = anchors_path(folder)
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(_plain(record), indent=2))
     return path
-
-
-def load_anchors(folder=None) -> dict | None:
-    """The record saved by the last benchmark, or None."""
-    path = anchors_path(folder)
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def main(argv=None) -> None:
@@ -478,8 +465,6 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .report import anchors_table, render_anchors
-
     record = None
     for name in args.only or list(ANCHORS):  # one at a time, each shown as soon as it is done
         one = run_anchors(args.profile, name, **({"steps": args.steps} if args.steps else {}))

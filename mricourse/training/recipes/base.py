@@ -1,0 +1,243 @@
+"""The :class:`Recipe` and the registry of recipe builders (:func:`define`, :func:`recipe`); the
+recipes themselves are the sibling modules, one per model (see :mod:`mricourse.training.recipes`)."""
+
+from __future__ import annotations
+
+import hashlib
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ...profile import Profile
+from ...profile import profile as get_profile
+from ...utils import seed_everything
+from .. import distributed
+from ..fit import History, TrainConfig, fit
+
+__all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "apply_overrides", "names"]
+
+
+@dataclass
+class Recipe:
+    """One model's whole training run (see the module docstring).
+
+    Attributes:
+        name: the recipe's name (``mricourse train <name>``).
+        config: the model's config dataclass.
+        modules: the trained networks, e.g. ``{"model": net}`` or ``{"G": ..., "D": ...}``.
+        optimizers: one per group of parameters, e.g. ``{"opt": Adam(...)}``.
+        schedules: learning-rate schedules (functions of the step), advanced after every update.
+        update: the model file's update step, ``update(modules, optimizers, batch) -> {loss: value}``
+            (hyper-parameters bound with ``functools.partial``).
+        train_set: a map-style data set; batches come from :meth:`loader` (shuffled with the seed).
+        batch_size, steps: per profile; ``steps`` is the run's budget.
+        seed: seeds the weights (at build time) and every random draw of training.
+        profile: the profile it was built for.
+        settings: the recipe's own hyper-parameters (learning rate, loss weights, ...), recorded
+            with the config in checkpoints and ``config.json``.
+        val_set, evaluate: held-out data and ``evaluate(modules, val_set) -> {metric: value}``.
+        local_state: per-process objects a checkpoint must hold for an exact resume (an image pool).
+        log_every: steps between two points of the loss history.
+    """
+
+    name: str
+    config: object
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedules: dict
+    update: Callable
+    train_set: Dataset
+    batch_size: int
+    steps: int
+    seed: int
+    profile: Profile
+    settings: dict = field(default_factory=dict)
+    val_set: object = None
+    evaluate: Callable | None = None
+    local_state: dict = field(default_factory=dict)
+    log_every: int = 10
+
+    @property
+    def model(self) -> nn.Module:
+        """The module named ``model`` (the one of single-network recipes)."""
+        return self.modules["model"]
+
+    def to(self, device) -> Recipe:
+        """Move the modules (in place: the optimisers keep their parameters) to ``device``."""
+        for m in self.modules.values():
+            m.to(device)
+        return self
+
+    def set_steps(self, steps: int) -> Recipe:
+        """Train for ``steps`` steps instead (the schedules stretch to the new length)."""
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"Recipe.set_steps: expected a whole number >= 1, got {steps!r}")
+        self.steps = steps
+        for s in self.schedules.values():
+            s.steps = steps
+            s._set(s.lr_at(s.count))
+        return self
+
+    def record(self) -> dict:
+        """What defines the run: recipe, profile, seed, steps, batch size, model config and the
+        recipe's settings. A checkpoint written with another record is refused on resume."""
+        cfg = asdict(self.config) if is_dataclass(self.config) else dict(self.config or {})
+        return {
+            "recipe": self.name,
+            "profile": self.profile.name,
+            "seed": self.seed,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "config": cfg,
+            "settings": dict(self.settings),
+        }
+
+    def loader(self):
+        """Batches of :attr:`train_set`, shuffled by a sampler seeded with :attr:`seed` (split
+        over the processes of a distributed run)."""
+        return distributed.make_loader(self.train_set, self.batch_size, seed=self.seed)
+
+    def step_fn(self, modules: dict | None = None) -> Callable:
+        """``step(batch) -> losses``: one update of ``modules`` (default :attr:`modules`; the
+        command line passes their DDP wrappers), then one step of every schedule."""
+        modules = self.modules if modules is None else modules
+
+        def step(batch):
+            losses = self.update(modules, self.optimizers, batch)
+            for schedule in self.schedules.values():
+                schedule.step()
+            return losses
+
+        return step
+
+    def state(self, modules: dict | None = None) -> dict:
+        """What a checkpoint holds: modules, optimisers and schedules."""
+        modules = self.modules if modules is None else modules
+        return {**modules, **self.optimizers, **{f"schedule_{k}": s for k, s in self.schedules.items()}}
+
+    def fit(self, modules: dict | None = None, **train) -> History:
+        """Train for :attr:`steps` steps with :func:`~mricourse.training.fit.fit`; ``train``
+        sets the other :class:`~mricourse.training.fit.TrainConfig` fields (``checkpoint``,
+        ``progress``, ``time_budget`` as a safety stop, ...)."""
+        train = {"steps": self.steps, "seed": self.seed, "log_every": self.log_every, **train}
+        cfg = TrainConfig(**train)
+        return fit(self.step_fn(modules), self.loader(), cfg, self.state(modules), self.record(), self.local_state)
+
+    def report(self, history: History) -> dict:
+        """What a results file records of a run: recipe, seed, steps done and planned, the
+        safety stop if it fired, seconds, and the hash of the final weights."""
+        return {
+            "recipe": self.name,
+            "seed": self.seed,
+            "steps": history.steps_done,
+            "steps_planned": self.steps,
+            "stopped": history.stopped,
+            "seconds": history["time"][-1] if history.get("time") else 0.0,
+            "weights_sha256": self.weights_hash(),
+        }
+
+    def weights_hash(self) -> str:
+        """SHA-256 of every module's state (parameters and buffers): equal hashes, equal models."""
+        return weights_hash(self.modules)
+
+    def __str__(self) -> str:
+        opts = ", ".join(f"{k}: {type(o).__name__}" for k, o in self.optimizers.items())
+        sched = ", ".join(f"{k}: {type(s).__name__}" for k, s in self.schedules.items()) or "none"
+        return (
+            f"recipe {self.name!r} ({self.profile.name} profile, seed {self.seed}): {self.steps} steps of "
+            f"{self.batch_size} from {len(self.train_set)} training samples; optimisers {opts}; schedules {sched}; "
+            f"settings {self.settings}"
+        )
+
+
+def weights_hash(modules: dict[str, nn.Module]) -> str:
+    """SHA-256 over the state dicts of ``modules`` (DDP wrappers unwrapped), in name order."""
+    h = hashlib.sha256()
+    for name in sorted(modules):
+        state = distributed.unwrap(modules[name]).state_dict()
+        for key in sorted(state):
+            h.update(f"{name}.{key}".encode())
+            h.update(state[key].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+#: name -> builder(profile, data, overrides, seed) -> Recipe
+RECIPES: dict[str, Callable[..., Recipe]] = {}
+
+
+def define(name: str):
+    """Decorator registering a recipe builder ``build(profile, data, overrides, seed) -> Recipe``.
+    ``data``: a data folder or None (the course's generated data set); ``overrides``:
+    ``{"field": "value"}`` strings for the model config (``apply_overrides``)."""
+
+    def deco(fn):
+        RECIPES[name] = fn
+        return fn
+
+    return deco
+
+
+def recipe(name: str, profile: Profile | str | None = None, data=None, overrides: dict | None = None, seed: int = 0) -> Recipe:
+    """Build the recipe ``name`` for ``profile`` (default: the active one): its modules are
+    initialised from ``seed`` here, and every random draw of training follows it too."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {', '.join(sorted(RECIPES))}")
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    seed_everything(seed)  # the initial weights
+    return RECIPES[name](prof, Path(data) if data is not None else None, dict(overrides or {}), seed)
+
+
+def names() -> list[str]:
+    """Every trainable model of the course (``mricourse train <name>``)."""
+    return sorted(RECIPES)
+
+
+def apply_overrides(cfg, overrides: dict[str, str]):
+    """Return a copy of the dataclass ``cfg`` with ``{"chans": "8"}``-style string overrides
+    converted to each field's annotated type (``"none"`` for optional fields, ``"1,2,4"`` for
+    tuples, ``true``/``false`` for flags)."""
+    try:
+        hints = typing.get_type_hints(type(cfg))
+    except Exception:  # unresolvable annotations: fall back to the current values' types
+        hints = {}
+    kinds = {f.name: hints.get(f.name, type(getattr(cfg, f.name))) for f in fields(cfg)}
+    unknown = sorted(set(overrides) - set(kinds))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown} for {type(cfg).__name__}; expected some of {sorted(kinds)}")
+    conv = {}
+    for k, v in overrides.items():
+        try:
+            conv[k] = _convert(v.strip(), kinds[k])
+        except (TypeError, ValueError):
+            raise ValueError(f"config field {k!r} of {type(cfg).__name__} expects {kinds[k]}, got {v!r}") from None
+    return replace(cfg, **conv)
+
+
+def _convert(value: str, hint):
+    """A command-line string -> a value of the type ``hint`` (int, float, str, bool, Optional,
+    tuple/list of those)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null") and type(None) in args:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                try:
+                    return _convert(value, arg)
+                except (TypeError, ValueError):
+                    continue
+        raise ValueError(value)
+    if origin in (tuple, list) or hint in (tuple, list):
+        item = args[0] if args else str
+        return (origin or hint)(_convert(x.strip(), item) for x in value.split(",") if x.strip())
+    if hint is bool:
+        if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(value)
+        return value.lower() in ("1", "true", "yes")
+    return hint(value)
