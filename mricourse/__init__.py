@@ -6,8 +6,8 @@
 imports only from its own layer and those below; ``tests/test_layout.py`` checks it):
 
 - base: ``profile`` (smoke / cpu / gpu), ``utils``, ``files``
-- science: ``fft``, ``masks``, ``physics``, ``signal``, ``warp``, ``layers``, ``losses``,
-  ``metrics``, ``lesions``, ``inference``, ``baselines``, ``registration``, ``degrade``, ``gan_eval``
+- science: ``fft``, ``masks``, ``physics``, ``signal``, ``spatial``, ``layers``, ``losses``,
+  ``metrics``, ``lesions``, ``inference``, ``baselines``, ``registration``, ``degradation``, ``gan_eval``
 - ``data/``: the synthetic data sets and their readers and writers
 - ``models/``: one file per paper
 - ``training/``: ``fit``, schedules, distributed training, the recipes, ``mricourse train``
@@ -32,7 +32,7 @@ from .course.checks import (
     check_warp,
     check_weighting,
 )
-from .course.results import Stopwatch, load_results, save_results
+from .course.results import Stopwatch, load_results, save_results, start_chapter
 from .course.viz import Table, compare_table, plot_history, show, show_flow, show_kspace
 from .data import (
     CINE_LABELS,
@@ -54,10 +54,12 @@ from .data import (
     write_fastmri,
     write_nifti,
 )
-from .degrade import degrade, interpolate, kspace_truncate, sr_metrics
+from .degradation import degrade, interpolate, kspace_truncate, sr_metrics
 from .fft import fft2c, ifft2c, ifftnc
 from .gan_eval import c2st, foreground_mask, intensity_histogram, nearest_neighbours, radial_profile
+from .inference import from_gan_range, predict, to_gan_range
 from .layers import PatchDiscriminator, UNet
+from .lesions import add_lesion, disc_and_ring, lesion_centre, lesion_contrast, ring_around
 from .losses import discriminator_loss, generator_loss, gradient_difference_loss, ncc_loss
 from .masks import MaskFunc, acceleration, equispaced_mask, kt_mask, poisson_disc_mask, random_mask, variable_density_mask
 from .metrics import (
@@ -76,7 +78,7 @@ from .metrics import (
 from .models.cascade import CascadeNet, DataConsistency, SpaceTimeConv, cascade_step, data_consistency, data_sharing
 from .models.cyclegan import CycleGANConfig, cyclegan_step
 from .models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
-from .models.dcgan import DCGANConfig, DCGANGenerator, from_gan_range, gan_step, slerp, to_gan_range
+from .models.dcgan import DCGANConfig, DCGANGenerator, gan_step, slerp
 from .models.superres import MultiScaleFusionSR, SRGANGenerator, Upsampler, icnr_, pixel_shuffle, pixel_unshuffle, srgan_step
 from .models.varnet import VarNet, VarNetBlock, VarNetConfig, acs_mask, state_dict_from_fastmri, varnet_step
 from .models.vox2vox import Vox2VoxConfig, Vox2VoxGenerator, largest_component, vox2vox_step
@@ -85,9 +87,9 @@ from .physics import MultiCoilMRI, add_noise, adjointness_error, coil_maps, g_fa
 from .profile import profile
 from .registration import IterativeConfig, elastix_available, iterative_register, score_registration
 from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue
+from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp
 from .training import recipes
 from .training.fit import fit, load_checkpoint
 from .training.recipes import recipe
 from .training.schedules import OneCycleSchedule
 from .utils import get_device, interactive_session, seed_everything, show_source
-from .warp import SpatialTransformer, VecInt, gaussian_blur, warp

@@ -4,7 +4,7 @@
   average-pool down, transposed-conv up, skip concatenation).
 - ``PatchDiscriminator``: the pix2pix/CycleGAN PatchGAN (70x70 receptive field with 3 layers).
 
-Warping (``SpatialTransformer``, ``VecInt``, ``warp``) lives in :mod:`mricourse.warp`.
+Warping (``SpatialTransformer``, ``VecInt``, ``warp``) lives in :mod:`mricourse.spatial`.
 """
 
 from __future__ import annotations

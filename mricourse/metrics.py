@@ -11,6 +11,8 @@ det J <= 0) and ``displacement_error`` (mean end-point error against a true disp
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -59,7 +61,7 @@ def psnr(gt, pred, data_range: float | None = None) -> float:
     gt, pred = _pair(gt, pred, "psnr")
     data_range = float(gt.max()) if data_range is None else data_range
     mse = float(((gt - pred) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
+    return float("inf") if mse == 0 else 10 * math.log10(data_range**2 / mse)
 
 
 def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> float:
@@ -69,7 +71,8 @@ def ssim(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float
 
     ``data_range`` defaults to ``gt.max()`` over the whole input (fastMRI: per volume).
     """
-    return float(ssim_tensor(gt, pred, data_range, win_size, k1, k2))
+    with torch.no_grad():
+        return float(ssim_tensor(gt, pred, data_range, win_size, k1, k2))
 
 
 def ssim_tensor(gt, pred, data_range: float | None = None, win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:

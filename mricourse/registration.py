@@ -8,7 +8,7 @@ step gradient descent) then a cubic B-spline free-form deformation (L-BFGS-B), b
 multi-resolution pyramid, with a Mattes mutual information, correlation or mean-squares metric.
 The result is returned as a displacement field in voxels on the fixed grid, in the course's
 convention ``warped(x) = moving(x + u(x))`` (arrays are z, y, x; SimpleITK vectors x, y, z), so
-every method is scored with the same :func:`mricourse.warp`. elastix itself (``itk-elastix``,
+every method is scored with the same :func:`mricourse.spatial`. elastix itself (``itk-elastix``,
 a large install) is optional: :func:`elastix_available` says whether it is installed.
 """
 
@@ -23,7 +23,7 @@ import SimpleITK as sitk
 import torch
 
 from .metrics import dice_per_label, displacement_error, folding
-from .warp import warp
+from .spatial import warp
 
 __all__ = ["IterativeConfig", "IterativeResult", "iterative_register", "elastix_available", "score_registration", "STRUCTURES"]
 

@@ -10,6 +10,7 @@ import torch
 
 from mricourse.data.make import dataset_params, make_dataset
 from mricourse.data.nifti import ixi_name, write_brats_case, write_nifti
+from mricourse.spatial import identity_grid
 
 
 def write_tiny_data(root: Path) -> dict[str, Path]:
@@ -59,3 +60,23 @@ def one_thread():
 def tiny_data(tmp_path_factory) -> dict[str, Path]:
     """:func:`write_tiny_data` once per test session."""
     return write_tiny_data(tmp_path_factory.mktemp("tiny_data"))
+
+
+# ---------------------------------------------------------------- test images
+def blobs(shape, seed=0, n=6):
+    """A smooth image with a few Gaussian blobs, values in [0, 1]: (1, 1, *shape)."""
+    g = torch.Generator().manual_seed(seed)
+    grid = identity_grid(shape)[0]  # (dims, *shape)
+    img = torch.zeros(shape)
+    for _ in range(n):
+        c = torch.rand(len(shape), generator=g) * torch.tensor(shape) * 0.6 + torch.tensor(shape) * 0.2
+        r = 2.0 + 3.0 * torch.rand(1, generator=g)
+        img += torch.exp(-((grid - c.view(-1, *[1] * len(shape))) ** 2).sum(0) / (2 * r**2))
+    return (img / img.max())[None, None]
+
+
+def smooth_field(shape, amplitude, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, len(shape), *[4] * len(shape), generator=g)
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
+    return amplitude * torch.nn.functional.interpolate(coarse, size=shape, mode=mode, align_corners=True)

@@ -22,7 +22,7 @@ LAYERS = [
             "mricourse.masks",
             "mricourse.physics",
             "mricourse.signal",
-            "mricourse.warp",
+            "mricourse.spatial",
             "mricourse.layers",
             "mricourse.losses",
             "mricourse.metrics",
@@ -30,7 +30,7 @@ LAYERS = [
             "mricourse.inference",
             "mricourse.baselines",
             "mricourse.registration",
-            "mricourse.degrade",
+            "mricourse.degradation",
             "mricourse.gan_eval",
         ],
     ),
@@ -136,7 +136,7 @@ def test_no_module_imports_from_a_layer_above():
 
 
 def test_data_needs_no_network_blocks():
-    """The data generators warp and blur images (mricourse.warp); they use no trained layer."""
+    """The data generators warp and blur images (mricourse.spatial); they use no trained layer."""
     graph = _graph()
     assert sorted(b for a, t in graph.items() if a.startswith("mricourse.data") for b in t if b == "mricourse.layers") == []
 

@@ -33,7 +33,7 @@ def blob_at_centres(shape, f, sigma=5.0):
     "dims,factor,shape", [(2, 2, (2, 32, 40)), (2, 4, (32, 40)), (3, 2, (16, 20, 12)), (3, (2, 1, 1), (16, 10, 12))]
 )
 def test_degrade_shapes_and_constant(dims, factor, shape):
-    f = mc.degrade.factors(factor, dims)
+    f = mc.degradation.factors(factor, dims)
     x = torch.full(shape, 0.7)
     for lr in (mc.degrade(x, factor, dims, sigma=0), mc.kspace_truncate(x, factor, dims)):
         assert lr.shape == (*shape[:-dims], *(n // r for n, r in zip(shape[-dims:], f)))
@@ -59,7 +59,7 @@ def test_grid_convention(dims, factor):
     """Both degradations sample at the low-resolution voxel centres f j + (f - 1) / 2, and the
     interpolation baseline maps them back onto the HR grid."""
     shape, sigma = ((48, 40), 10.0) if dims == 2 else ((24, 24, 20), 6.0)
-    f = mc.degrade.factors(factor, dims)
+    f = mc.degradation.factors(factor, dims)
     x, centres = blob(shape, sigma), blob_at_centres(shape, f, sigma)
     inner = (slice(2, -2),) * dims  # away from the borders (k-space is periodic)
     assert (mc.degrade(x, factor, dims, sigma=0) - centres)[inner].abs().max() < 0.012  # a half-voxel shift gives ~0.03
@@ -91,7 +91,7 @@ def test_degrade_errors():
         mc.degrade(torch.rand(33, 32), 2)
     with pytest.raises(ValueError, match="factor"):
         mc.degrade(torch.rand(32, 32), 0)
-    assert mc.degrade.crop_to_multiple(torch.rand(3, 33, 31), 4).shape == (3, 32, 28)
+    assert mc.degradation.crop_to_multiple(torch.rand(3, 33, 31), 4).shape == (3, 32, 28)
 
 
 def test_sr_metrics():
@@ -117,7 +117,7 @@ def test_pixel_shuffle_matches_torch_in_2d():
 def test_pixel_unshuffle_inverts_shuffle(factor, shape):
     x = torch.randn(shape)
     dims = len(shape) - 2
-    n = math.prod(mc.degrade.factors(factor, dims))
+    n = math.prod(mc.degradation.factors(factor, dims))
     y = mc.pixel_unshuffle(x, factor)
     assert y.shape[1] == shape[1] * n
     torch.testing.assert_close(mc.pixel_shuffle(y, factor), x)
@@ -131,9 +131,9 @@ def test_icnr_is_nearest_neighbour(dims, factor):
     torch.manual_seed(0)
     up = mc.Upsampler(4, factor, dims, mode="icnr")
     x = torch.randn(1, 4, *([6] * dims))
-    n = math.prod(mc.degrade.factors(factor, dims))
+    n = math.prod(mc.degradation.factors(factor, dims))
     base = up.conv(x)[:, ::n]  # one kernel per output channel
-    nearest = F.interpolate(base, scale_factor=mc.degrade.factors(factor, dims), mode="nearest")
+    nearest = F.interpolate(base, scale_factor=mc.degradation.factors(factor, dims), mode="nearest")
     torch.testing.assert_close(up(x), nearest)
 
 
@@ -167,7 +167,7 @@ def test_generator_on_a_constant_volume(upsample):
 @pytest.mark.parametrize("factor,size", [(2, (16, 16)), (4, (9, 13)), ((2, 1), (7, 10))])
 def test_multiscale_fusion_shapes(factor, size):
     net = mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig.smoke(factor))
-    f = mc.degrade.factors(factor, 2)
+    f = mc.degradation.factors(factor, 2)
     assert net(torch.rand(2, 1, *size)).shape == (2, 1, *(s * r for s, r in zip(size, f)))
 
 
@@ -188,7 +188,7 @@ def test_srgan_shapes(factor, size, upsample):
     cfg.upsample = upsample
     gen, disc = mc.SRGANGenerator(cfg), mc.models.superres.SRGANDiscriminator(cfg)
     hr = gen(torch.rand(2, 1, *size))
-    assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.degrade.factors(factor, 3))))
+    assert hr.shape == (2, 1, *(s * r for s, r in zip(size, mc.degradation.factors(factor, 3))))
     assert disc(hr).shape == (2,)
     assert isinstance(gen.blocks[0], ResidualBlock)
 
@@ -206,13 +206,6 @@ def test_models_reject_wrong_input():
         mc.SRGANGenerator(mc.models.superres.SRGANConfig.smoke())(torch.rand(1, 2, 4, 4, 4))
     with pytest.raises(ValueError, match="mode"):
         mc.Upsampler(4, 2, 3, mode="bicubic")
-
-
-def test_gradient_difference_loss():
-    x = blob((1, 1, 24, 24))
-    assert mc.gradient_difference_loss(x, x).item() == 0
-    blurred = mc.gaussian_blur(x, 2.0)
-    assert mc.gradient_difference_loss(blurred, x).item() > 1e-5
 
 
 def test_multiscale_fusion_overfits_one_batch():
@@ -257,7 +250,7 @@ def test_sr_patches_align_and_follow_the_seed(dims, factor):
     positions come from torch's global generator only (fit seeds and checkpoints it)."""
     hr = torch.rand(3, 1, *([16] * dims))
     lr = mc.degrade(hr, factor, dims, sigma=0)
-    f = mc.degrade.factors(factor, dims)
+    f = mc.degradation.factors(factor, dims)
     patches = mc.SRPatches(lr, hr, 4, factor, samples_per_image=2)
     assert len(patches) == 6
     x, y = patches[4]  # a patch of image 1

@@ -1,5 +1,3 @@
-import json
-
 import pytest
 import torch
 from torch import nn
@@ -96,36 +94,6 @@ def test_checkpoint_stores_config_and_loads_weights_only(tmp_path):
     assert torch.equal(other.weight, model.weight)
     with pytest.raises(FileNotFoundError):
         mc.load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_profile_and_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("MRICOURSE_PROFILE", "smoke")
-    assert mc.profile().name == "smoke"
-    assert mc.profile().pick(smoke=1, cpu=2, gpu=3) == 1
-    monkeypatch.setenv("MRICOURSE_PROFILE", "huge")
-    with pytest.raises(ValueError, match="expected one of smoke, cpu, gpu"):
-        mc.profile()
-    monkeypatch.setenv("MRICOURSE_PROFILE", "cpu")
-    monkeypatch.setenv("MRICOURSE_RESULTS", str(tmp_path))
-    sw = mc.Stopwatch()
-    with sw("training"):
-        pass
-    path = mc.save_results("99_test", {"model": {"psnr": torch.tensor(30.5)}}, sw.times, headline={"metric": "psnr"})
-    rec = json.loads(path.read_text())
-    assert rec["profile"] == "cpu" and rec["metrics"]["model"]["psnr"] == 30.5
-    assert "training" in rec["timings"] and rec["environment"]["cores"] >= 1
-    assert mc.load_results(tmp_path)["99_test"]["chapter"] == "99_test"
-    with pytest.raises(ValueError, match="non-empty"):
-        mc.save_results("x", {})
-
-
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError):
-        with mc.files.atomic_write(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
-    assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_log_lines_for_batch_jobs(capsys):

@@ -3,30 +3,12 @@ and the recipe."""
 
 import pytest
 import torch
+from conftest import blobs, smooth_field
 
 import mricourse as mc
 from mricourse.models.voxelmorph import VoxelMorphConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
-
-
-def blobs(shape, seed=0, n=6):
-    """A smooth image with a few Gaussian blobs, values in [0, 1]: (1, 1, *shape)."""
-    g = torch.Generator().manual_seed(seed)
-    grid = mc.warp.identity_grid(shape)[0]  # (dims, *shape)
-    img = torch.zeros(shape)
-    for _ in range(n):
-        c = torch.rand(len(shape), generator=g) * torch.tensor(shape) * 0.6 + torch.tensor(shape) * 0.2
-        r = 2.0 + 3.0 * torch.rand(1, generator=g)
-        img += torch.exp(-((grid - c.view(-1, *[1] * len(shape))) ** 2).sum(0) / (2 * r**2))
-    return (img / img.max())[None, None]
-
-
-def smooth_field(shape, amplitude, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.randn(1, len(shape), *[4] * len(shape), generator=g)
-    mode = "bilinear" if len(shape) == 2 else "trilinear"
-    return amplitude * torch.nn.functional.interpolate(coarse, size=shape, mode=mode, align_corners=True)
 
 
 # ---------------------------------------------------------------- network
@@ -102,54 +84,18 @@ def test_warp_labels_keeps_labels():
     assert out.dtype == labels.dtype and set(out.unique().tolist()) <= {0, 1, 2, 3}
 
 
-# ---------------------------------------------------------------- losses
-def test_ncc_of_an_image_with_itself_is_the_minimum():
-    x = blobs((32, 32)) + 0.05 * torch.rand(1, 1, 32, 32)
-    self_loss = mc.ncc_loss(x, x)
-    assert self_loss < -0.95  # -1 up to the eps that guards flat windows
-    assert abs(mc.ncc_loss(x, x + 0.3) - self_loss) < 1e-4  # blind to an intensity offset
-    assert mc.ncc_loss(x, 2.5 * x) < -0.95  # and (up to eps) to a scaling
-    for other in (blobs((32, 32), seed=3), mc.warp(x, smooth_field((32, 32), 2.0)), torch.rand(1, 1, 32, 32)):
-        assert mc.ncc_loss(x, other) > self_loss + 0.05
-    x3 = blobs((12, 14, 16))
-    assert mc.ncc_loss(x3, x3) < -0.99 and mc.ncc_loss(x3, x3, win=5) < -0.99
-
-
-def test_gradient_loss_zero_for_translation_positive_otherwise():
-    shift = torch.ones(1, 2, 16, 16) * 3.0
-    assert mc.losses.gradient_loss(shift) == 0
-    u = smooth_field((16, 16), 1.0)
-    assert mc.losses.gradient_loss(u) > 0 and mc.losses.gradient_loss(u, "l1") > 0
-    assert torch.isclose(mc.losses.gradient_loss(2 * u), 4 * mc.losses.gradient_loss(u))  # quadratic
-    with pytest.raises(ValueError):
-        mc.losses.gradient_loss(torch.zeros(1, 3, 8, 8))
-
-
-def test_dice_loss_and_mse():
-    labels = torch.randint(0, 4, (2, 1, 16, 16))
-    oh = mc.losses.one_hot(labels, 4)
-    assert oh.shape == (2, 4, 16, 16) and torch.equal(oh.sum(1), torch.ones(2, 16, 16))
-    assert float(mc.losses.dice_loss(oh, oh)) == pytest.approx(0.0, abs=1e-6)
-    other = mc.losses.one_hot((labels + 1) % 4, 4)
-    assert float(mc.losses.dice_loss(oh, other)) == pytest.approx(1.0, abs=1e-4)
-    x = torch.rand(1, 1, 8, 8)
-    assert mc.losses.mse(x, x) == 0 and mc.losses.mse(x, x + 0.5) == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="integer labels"):
-        mc.losses.one_hot(oh, 4)
-
-
 # ---------------------------------------------------------------- metrics
 def test_jacobian_of_constructed_fields():
     shape = (12, 14)
     assert torch.allclose(mc.jacobian_determinant(torch.zeros(1, 2, *shape)), torch.ones(1, *shape, dtype=torch.float64))
     # linear field u(x) = A x: det J = det(I + A) everywhere
     A = torch.tensor([[0.2, -0.1], [0.3, -0.4]])
-    grid = mc.warp.identity_grid(shape)  # (1, 2, *shape)
+    grid = mc.spatial.identity_grid(shape)  # (1, 2, *shape)
     u = torch.einsum("ij,bj...->bi...", A, grid)
     det = mc.jacobian_determinant(u)
     assert torch.allclose(det, torch.linalg.det(torch.eye(2) + A).double().expand_as(det), atol=1e-6)
     # 3D: a uniform scaling by 1.1 has det 1.331
-    g3 = mc.warp.identity_grid((6, 7, 8))
+    g3 = mc.spatial.identity_grid((6, 7, 8))
     assert torch.allclose(mc.jacobian_determinant(0.1 * g3), torch.full((1, 6, 7, 8), 1.331, dtype=torch.float64))
 
 
@@ -157,7 +103,7 @@ def test_folding_of_constructed_fields():
     shape = (20, 20)
     assert mc.folding(torch.zeros(1, 2, *shape)) == 0.0
     # a reflection of the columns, u(x) = -2 x (col): det = -1 everywhere -> 100 % folded
-    grid = mc.warp.identity_grid(shape)
+    grid = mc.spatial.identity_grid(shape)
     flip = torch.zeros(1, 2, *shape)
     flip[:, 1] = -2 * grid[:, 1]
     assert mc.folding(flip) == 100.0

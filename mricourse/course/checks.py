@@ -25,7 +25,7 @@ from ..masks import center_mask
 from ..physics import adjoint_inner_products
 from ..signal import spin_echo as _spin_echo
 from ..signal import tissue as _tissue
-from ..warp import warp as _warp
+from ..spatial import warp as _warp
 
 __all__ = [
     "CheckFailed",

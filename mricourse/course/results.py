@@ -21,9 +21,18 @@ import torch
 
 from .._version import __version__
 from ..profile import profile as _profile
-from ..utils import atomic_write
+from ..utils import atomic_write, get_device, seed_everything
 
-__all__ = ["results_dir", "save_results", "load_results", "Stopwatch", "environment", "anchors_path", "load_anchors"]
+__all__ = [
+    "start_chapter",
+    "results_dir",
+    "save_results",
+    "load_results",
+    "Stopwatch",
+    "environment",
+    "anchors_path",
+    "load_anchors",
+]
 
 
 def _course_root() -> Path:
@@ -54,6 +63,19 @@ class Stopwatch:
             yield
         finally:
             self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+
+
+def start_chapter(seed: int | None = 0):
+    """A chapter's first lines: ``P, device, sw = mc.start_chapter(seed=0)`` gives the active
+    profile (printed; :func:`mricourse.profile.profile`), the device (printed;
+    :func:`mricourse.utils.get_device`) and a :class:`Stopwatch` for the chapter's timings, and
+    seeds Python, NumPy and torch with ``seed`` (``None``: no seeding)."""
+    profile = _profile()
+    print("profile:", profile)
+    device = get_device()
+    if seed is not None:
+        seed_everything(seed)
+    return profile, device, Stopwatch()
 
 
 def environment() -> dict:

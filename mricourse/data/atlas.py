@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from ..spatial import gaussian_blur
 from ..utils import atomic_write
-from ..warp import gaussian_blur
 from .fields import smooth_noise
 from .store import data_dir
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..signal import TISSUES, Tissue, sequence_signal, t1_with_contrast
-from ..warp import gaussian_blur, warp
+from ..spatial import gaussian_blur, warp
 from .atlas import TISSUE_NAMES, load_atlas, tissue_labels
 from .fields import bias_field, random_deformation, rng_for, torch_generator
 from .tumour import LESION_NAMES, TUMOUR_TISSUES, add_tumour, brats_labels, concentrations, random_tumour

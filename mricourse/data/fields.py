@@ -2,7 +2,7 @@
 random diffeomorphisms (affine + scaling and squaring of a stationary velocity field).
 
 Everything works on batches in 2D (B, C, H, W) or 3D (B, C, D, H, W); displacements are in voxels
-with the convention of :func:`mricourse.warp.warp`: ``out(x) = src(x + u(x))``.
+with the convention of :func:`mricourse.spatial.warp`: ``out(x) = src(x + u(x))``.
 Randomness comes from explicit seeds so that a subject depends only on its seed.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..warp import VecInt, gaussian_blur, resize_flow
+from ..spatial import VecInt, gaussian_blur, resize_flow
 
 __all__ = ["rng_for", "torch_generator", "gaussian_blur", "smooth_noise", "bias_field", "random_affine", "random_deformation"]
 

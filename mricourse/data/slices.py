@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..warp import gaussian_blur, warp
+from ..spatial import gaussian_blur, warp
 from .atlas import CONCENTRATION, TISSUE_NAMES, load_atlas, tissue_labels
 from .brain import CONTRASTS, brain_percentile, subject_parameters, synthesize
 from .fields import bias_field, random_deformation, rng_for, torch_generator
@@ -90,7 +90,7 @@ def brain_slices(
         noise-free brain's 99.5th percentile is 1; ``labels`` int64 (N, 1, H, W) (0 background,
         1 CSF, 2 GM, 3 WM); ``subject`` int64 (N,); with ``displacement=True`` also
         ``displacement`` float32 (N, 2, H, W) in pixels, ``slice(x) = atlas slice(x + u(x))``
-        (convention of :func:`mricourse.warp`). N = n_subjects x slices_per_subject.
+        (convention of :func:`mricourse.spatial`). N = n_subjects x slices_per_subject.
     """
     contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(contrasts)
     for c in contrasts:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..signal import Tissue
-from ..warp import VecInt, gaussian_blur, warp
+from ..spatial import VecInt, gaussian_blur, warp
 from .atlas import CONCENTRATION, TISSUE_NAMES
 from .fields import smooth_noise, torch_generator
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inference import predict
 from ..layers import PatchDiscriminator
 from ..losses import cycle_loss, lsgan_loss
 from ..profile import Profile
@@ -234,15 +235,13 @@ def cyclegan_step(modules: dict, optimizers: dict, batch, *, cfg: CycleGANConfig
     }
 
 
-@torch.no_grad()
 def translate(generator: nn.Module, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """Translate images (N, C, H, W) in [-1, 1] with ``generator`` (``G_AB`` or ``G_BA``), in
-    eval mode and in batches of ``batch_size``, on the generator's device; returned on the CPU."""
+    """Translate images (N, C, H, W) in [-1, 1] (:func:`~mricourse.inference.to_gan_range`) with
+    ``generator`` (``G_AB`` or ``G_BA``): :func:`~mricourse.inference.predict`, in eval mode and
+    in batches of ``batch_size``, on the generator's device; returned on the CPU."""
     if x.ndim != 4:
         raise ValueError(f"translate: expected images (N, C, H, W), got shape {tuple(x.shape)}")
-    generator.eval()
-    device = next(generator.parameters()).device
-    return torch.cat([generator(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
+    return predict(generator, x, batch_size=batch_size)
 
 
 def receptive_field(disc: nn.Module, size: int = 160) -> int:

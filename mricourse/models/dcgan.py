@@ -5,11 +5,13 @@ Reference: C. Bermudez, A. J. Plassard, L. T. Davis, A. T. Newton, S. M. Resnick
 
 The generator maps a latent vector ``z ~ N(0, I)`` of ``nz`` numbers to a 4x4 feature map, then
 doubles the size (batch norm, ReLU) up to the image, which ends in ``tanh`` (images live in
-[-1, 1]). DCGAN doubles with transposed convolutions (kernel 4, stride 2, ``upsample="transposed"``);
-their uneven overlap paints checkerboards that a discriminator spots at once, and in a few hundred
-steps on 528 slices that generator never escaped them here, so the presets resize first
-(nearest neighbour, then a 3x3 convolution, ``upsample="nearest"``; Odena et al. 2016). The discriminator mirrors it with strided
-convolutions and LeakyReLU 0.2 and returns one logit per image. Training solves
+[-1, 1]; :func:`~mricourse.inference.to_gan_range` and :func:`~mricourse.inference.from_gan_range`
+map the slices there and back). DCGAN doubles with transposed convolutions (kernel 4, stride 2,
+``upsample="transposed"``); their uneven overlap paints checkerboards that a discriminator spots
+at once, and in a few hundred steps on 528 slices that generator never escaped them here, so the
+presets resize first (nearest neighbour, then a 3x3 convolution, ``upsample="nearest"``; Odena et
+al. 2016). The discriminator mirrors it with strided convolutions and LeakyReLU 0.2 and returns one
+logit per image. Training solves
 
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
 
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inference import predict
 from ..losses import discriminator_loss, generator_loss
 
 __all__ = [
@@ -34,8 +37,6 @@ __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "gan_step",
-    "to_gan_range",
-    "from_gan_range",
     "slerp",
 ]
 
@@ -145,15 +146,10 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])  # (B, nz, 1, 1) -> (B, 1, S, S)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images from fresh latent vectors (eval mode, no gradients), (n, 1, S, S)."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.cfg.nz, generator=generator).to(device)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            out = self(z)
-        self.train(was_training)
-        return out
+        """``n`` images (n, 1, S, S) on the CPU from fresh latent vectors (drawn on the CPU from
+        ``generator``), in one call in eval mode without gradients (:func:`~mricourse.inference.predict`)."""
+        z = torch.randn(n, self.cfg.nz, generator=generator)
+        return predict(self, z, batch_size=max(n, 1))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -219,16 +215,6 @@ def gan_step(
         "d_real": torch.sigmoid(real_logits).mean().item(),
         "d_fake": torch.sigmoid(fake_logits).mean().item(),
     }
-
-
-def to_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:
-    """Images with the brain's bright end at ``vmax`` -> [-1, 1] (clipped): ``2 x / vmax - 1``."""
-    return (images / vmax).clamp(0.0, 1.0) * 2.0 - 1.0
-
-
-def from_gan_range(images: torch.Tensor, vmax: float = 1.0) -> torch.Tensor:
-    """[-1, 1] (clipped) -> [0, vmax], the inverse of :func:`to_gan_range`."""
-    return (images.clamp(-1.0, 1.0) + 1.0) / 2.0 * vmax
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..degrade import factors
+from ..degradation import factors
 from ..layers import nd
 from ..losses import discriminator_loss, generator_loss, gradient_difference_loss
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.tumour import classes_to_labels
+from ..inference import predict
 from ..layers import PatchDiscriminator
 from ..losses import generalised_dice_loss, lsgan_loss
 from ..profile import Profile
@@ -213,15 +214,14 @@ def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, 
     return {"gdl": gdl.item(), "G_adv": adv.item(), "D": loss_D.item()}
 
 
-@torch.no_grad()
-def segment(generator: nn.Module, x: torch.Tensor, largest: bool = False) -> torch.Tensor:
+def segment(generator: nn.Module, x: torch.Tensor, largest: bool = False, batch_size: int = 1) -> torch.Tensor:
     """(B, 4, D, H, W) -> BraTS label maps (B, 1, D, H, W) with values {0, 1, 2, 4}, on the CPU,
-    with ``generator`` in eval mode on its device; with ``largest``, each map keeps only its
+    from ``generator``'s class probabilities (:func:`~mricourse.inference.predict`: eval mode, on
+    its device, ``batch_size`` volumes per call); with ``largest``, each map keeps only its
     largest tumour component (:func:`largest_component`)."""
     if x.ndim != 5:
         raise ValueError(f"segment: expected volumes (B, C, D, H, W), got shape {tuple(x.shape)}")
-    generator.eval()
-    seg = classes_to_labels(generator(x.to(next(generator.parameters()).device)).argmax(1, keepdim=True)).cpu()
+    seg = classes_to_labels(predict(generator, x, batch_size=batch_size).argmax(1, keepdim=True))
     if largest:
         seg = torch.stack([largest_component(s[0])[None] for s in seg])
     return seg

@@ -29,7 +29,7 @@ from ..layers import nd
 from ..losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
 from ..profile import Profile
 from ..profile import profile as _profile
-from ..warp import SpatialTransformer, VecInt, resize_flow, warp
+from ..spatial import SpatialTransformer, VecInt, resize_flow, warp
 
 __all__ = ["VoxelMorphConfig", "VoxelMorphUNet", "VoxelMorph", "VxmOutput", "voxelmorph_loss", "voxelmorph_step"]
 

@@ -15,8 +15,8 @@ Data: without ``--data``, the chapter's digital-brain slices (:data:`SLICES`, sy
 memory; test subjects from another seed); with it, a ``slices`` folder (``train.npz``,
 ``test.npz`` with T1w and T2w, ``python data_scripts/make_data.py slices``). Intensities are
 scaled so that the brain's 99.5th percentile is 1 and clipped at :data:`CLIP`; the networks see
-[-1, 1]. Evaluation: T1 -> T2 of the held-out subjects against their true T2 (MAE, PSNR and SSIM
-on [0, CLIP]).
+[-1, 1] (:func:`~mricourse.inference.to_gan_range` with ``vmax=CLIP``). Evaluation: T1 -> T2 of
+the held-out subjects against their true T2 (MAE, PSNR and SSIM on [0, CLIP]).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from torch.utils.data import TensorDataset
 from ...data.sets import load_slices
 from ...data.slices import brain_slices
 from ...data.unpaired import UnpairedSlices
+from ...inference import from_gan_range, predict, to_gan_range
 from ...layers import UNet
 from ...metrics import psnr, ssim
-from ...models.cyclegan import CycleGANConfig, ImagePool, cyclegan_networks, cyclegan_step, translate
-from ...models.dcgan import from_gan_range, to_gan_range
+from ...models.cyclegan import CycleGANConfig, ImagePool, cyclegan_networks, cyclegan_step
 from ...profile import Profile
 from ..fit import supervised_update
 from ..schedules import LinearDecaySchedule, OneCycleSchedule
@@ -92,7 +92,7 @@ def evaluate_t1_to_t2(generator, test: torch.Tensor) -> dict[str, float]:
     """MAE, PSNR and SSIM (data range CLIP) of ``generator``'s T2w from the T1w of the paired test
     slices ``test`` (N, 2, H, W) in [0, CLIP], against their true T2w."""
     t1, t2 = test[:, :1], test[:, 1:]
-    fake = from_gan_range(translate(generator, to_gan_range(t1, CLIP)), CLIP)
+    fake = from_gan_range(predict(generator, to_gan_range(t1, CLIP), batch_size=16), CLIP)  # eval mode, 16 slices a call
     return {
         "mae": float((fake - t2).abs().mean()),
         "psnr": float(psnr(t2, fake, data_range=CLIP)),

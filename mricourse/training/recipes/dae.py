@@ -19,6 +19,7 @@ import torch
 
 from ...data.t1slices import NoisyCrops, t1_slices
 from ...gan_eval import foreground_mask
+from ...inference import predict
 from ...metrics import psnr
 from ...models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
 from ..schedules import OneCycleSchedule
@@ -32,14 +33,11 @@ def evaluate(modules, val_set: torch.Tensor, levels=LEVELS) -> dict[str, float]:
     """Mean PSNR inside the head (data range: the clean slice's maximum) of the held-out slices
     ``val_set`` (N, 1, H, W) with seeded noise at each level, noisy (``psnr_noisy_<s>``) and
     denoised (``psnr_<s>``)."""
-    net = modules["model"].eval()
-    device = next(net.parameters()).device
     masks = foreground_mask(val_set)[:, None]  # (N, 1, H, W)
     out = {}
     for s in levels:
         noisy = add_gaussian_noise(val_set, s, generator=torch.Generator().manual_seed(123))
-        with torch.no_grad():
-            pred = torch.cat([net(noisy[i : i + 16].to(device), s).cpu() for i in range(0, len(noisy), 16)])
+        pred = predict(modules["model"], noisy, s, batch_size=16)  # eval mode, 16 slices a call
         for name, images in (("psnr_noisy", noisy), ("psnr", pred)):
             scores = [psnr(c[m], p[m], data_range=float(c.max())) for c, p, m in zip(val_set, images, masks)]
             out[f"{name}_{s}"] = float(sum(scores) / len(scores))

@@ -18,7 +18,8 @@ import torch
 
 from ...data.t1slices import GANSlices, t1_slices
 from ...gan_eval import nearest_neighbours
-from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, from_gan_range, gan_step
+from ...inference import from_gan_range
+from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, gan_step
 from ..schedules import ConstantSchedule
 from .base import Recipe, apply_overrides, define
 
@@ -30,7 +31,7 @@ def evaluate(modules, val_set: GANSlices, train_set: GANSlices) -> dict[str, flo
     """Median NCC with the nearest training slice of as many generated slices (fixed latents) as
     held-out real ones, and of the held-out real slices themselves."""
     real_train, real_test = from_gan_range(train_set.images), from_gan_range(val_set.images)
-    fake = from_gan_range(modules["G"].sample(len(real_test), generator=torch.Generator().manual_seed(0))).cpu()
+    fake = from_gan_range(modules["G"].sample(len(real_test), generator=torch.Generator().manual_seed(0)))  # on the CPU
     return {
         "ncc_generated_to_train": float(nearest_neighbours(fake, real_train)[0].median()),
         "ncc_test_to_train": float(nearest_neighbours(real_test, real_train)[0].median()),

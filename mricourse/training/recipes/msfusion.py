@@ -4,7 +4,7 @@
 Data: T1-weighted axial slices (128 x 128 pixels of 1.9 mm), made in memory as in the chapter
 (:func:`mricourse.brain_slices`: training subjects seed 0, held-out subjects seed 1), or the
 slices of a ``slices`` folder; each with its brain mask. Training pairs: the chapter's degradation,
-:func:`mricourse.degrade` (Gaussian blur of :data:`SIGMA` high-resolution pixels, a box average over
+:func:`mricourse.degradation` (Gaussian blur of :data:`SIGMA` high-resolution pixels, a box average over
 ``factor`` pixels, Gaussian noise of :data:`NOISE` of the brain's bright end); the override
 ``degradation=kspace`` makes them by :func:`mricourse.kspace_truncate` instead (the same noise power),
 the degradation a scanner applies. Random patches of 32 high-resolution pixels inside the brain
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from ...data.patches import SRPatches
 from ...data.sets import load_slices
 from ...data.slices import brain_slices
-from ...degrade import crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
+from ...degradation import crop_to_multiple, degrade, factors, interpolate, kspace_truncate, sr_metrics
+from ...inference import predict
 from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
 from ..fit import supervised_update
 from ..schedules import OneCycleSchedule
@@ -76,17 +77,15 @@ def slice_pairs(data: Path | None, profile, factor, degradation: str = "image") 
 
 def evaluate_sr(net, val: dict, factor, dims: int) -> dict[str, float]:
     """PSNR and SSIM (brain-masked, border-cropped) of ``net`` on the held-out pairs, one image at a
-    time, and of linear and cubic B-spline interpolation (``psnr_linear``, ``psnr_cubic``, ...)."""
-    net = net.eval()
-    device = next(net.parameters()).device
+    time (the images may differ in size), and of linear and cubic B-spline interpolation
+    (``psnr_linear``, ``psnr_cubic``, ...)."""
     scores: dict[str, list[float]] = {}
-    with torch.no_grad():
-        for x, y, m in zip(val["lr"], val["hr"], val["mask"]):
-            preds = {"": net(x[None].to(device)).cpu()[0]}
-            preds.update({f"_{name}": interpolate(x, factor, dims, order) for name, order in (("linear", 1), ("cubic", 3))})
-            for suffix, p in preds.items():
-                for k, v in sr_metrics(y, p, m, dims=dims).items():
-                    scores.setdefault(k + suffix, []).append(v)
+    for x, y, m in zip(val["lr"], val["hr"], val["mask"]):
+        preds = {"": predict(net, x[None])[0]}  # eval mode, no gradients
+        preds.update({f"_{name}": interpolate(x, factor, dims, order) for name, order in (("linear", 1), ("cubic", 3))})
+        for suffix, p in preds.items():
+            for k, v in sr_metrics(y, p, m, dims=dims).items():
+                scores.setdefault(k + suffix, []).append(v)
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 

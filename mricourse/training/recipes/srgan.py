@@ -11,7 +11,7 @@ Data (3D): skull-stripped T1-weighted digital subjects at 2 mm, made in memory a
 (:func:`mricourse.make_subject`, training seeds 0, 1, ..., held-out seeds 1000, ...), or the
 T1-weighted volumes of an IXI folder (skull-stripped with the labels of ``ground_truth/`` where
 there are any, whole heads otherwise; the last sixth held out); degraded by
-:func:`mricourse.degrade` like the 2D slices; random patches of 12 low-resolution voxels a side, at
+:func:`mricourse.degradation` like the 2D slices; random patches of 12 low-resolution voxels a side, at
 least half inside the brain. ``--config dims=2``: the same networks on the chapter's 2D slices
 (patches of 24 pixels, 16 a step), as in its comparison of upsampling layers. Evaluation: PSNR and
 SSIM (brain-masked, border-cropped) of the held-out images, beside linear and cubic splines.
@@ -27,7 +27,7 @@ import torch
 from ...data.brain import make_subject
 from ...data.patches import SRPatches
 from ...data.sets import load_ixi
-from ...degrade import crop_to_multiple, degrade, factors
+from ...degradation import crop_to_multiple, degrade, factors
 from ...models.superres import SRGANConfig, SRGANDiscriminator, SRGANGenerator, srgan_step
 from ..schedules import ConstantSchedule, OneCycleSchedule
 from .base import Recipe, apply_overrides, define

@@ -35,7 +35,7 @@ from ...data.slices import brain_slices
 from ...losses import mse
 from ...models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
 from ...registration import score_registration
-from ...warp import warp
+from ...spatial import warp
 from ..fit import load_checkpoint
 from ..schedules import OneCycleSchedule
 from .base import Recipe, apply_overrides, define

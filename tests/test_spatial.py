@@ -113,23 +113,23 @@ def test_scaling_and_squaring_inverts_with_minus_velocity():
 
 def test_resize_flow_rescales_vectors():
     flow = torch.ones(1, 2, 9, 17)
-    out = mc.warp.resize_flow(flow, (17, 33))
+    out = mc.spatial.resize_flow(flow, (17, 33))
     assert out.shape == (1, 2, 17, 33)
     torch.testing.assert_close(out[:, 0], torch.full((1, 17, 33), 2.0))
     torch.testing.assert_close(out[:, 1], torch.full((1, 17, 33), 2.0))
     # a linear field u(x) = a x stays linear with the same slope on the new grid
     x = torch.arange(9.0).view(1, 9, 1).expand(1, 9, 17)
     lin = torch.stack([0.1 * x, torch.zeros_like(x)], 1)
-    big = mc.warp.resize_flow(lin, (17, 17))
+    big = mc.spatial.resize_flow(lin, (17, 17))
     torch.testing.assert_close(big[0, 0, :, 0], 0.1 * torch.arange(17.0), atol=1e-5, rtol=0)
 
 
 def test_resize_flow_round_trip_preserves_warp():
     """Warping with a half-size field resized up matches warping with the same field at full size."""
     u = smooth_field((33, 33), 2.0)
-    down_up = mc.warp.resize_flow(mc.warp.resize_flow(u, (17, 17)), (33, 33))
+    down_up = mc.spatial.resize_flow(mc.spatial.resize_flow(u, (17, 17)), (33, 33))
     assert (down_up - u).abs().max() < 0.15 * u.abs().max()
-    assert math.isclose(float(mc.warp.resize_flow(u, (33, 33)).sub(u).abs().max()), 0.0, abs_tol=1e-5)
+    assert math.isclose(float(mc.spatial.resize_flow(u, (33, 33)).sub(u).abs().max()), 0.0, abs_tol=1e-5)
 
 
 def test_agrees_with_the_voxelmorph_package():

@@ -31,7 +31,7 @@ import torch
 
 from .fft import fftnc, ifftnc
 from .metrics import psnr, ssim
-from .warp import gaussian_blur
+from .spatial import gaussian_blur
 
 __all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics"]
 
