@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from mricourse.data.make import DATASETS, dataset_params, make_dataset, profile_root  # noqa: E402
 from mricourse.data.store import manifest_is_valid, verify  # noqa: E402
-from mricourse.profile import PROFILES  # noqa: E402
+from mricourse.profiles import PROFILES  # noqa: E402
 
 
 def main(argv=None) -> int:

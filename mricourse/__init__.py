@@ -5,7 +5,7 @@
 ``mc.metrics.dice_per_label``, ``mricourse.course.bench``). The layout, bottom to top (a module
 imports only from its own layer and those below; ``tests/test_layout.py`` checks it):
 
-- base: ``profile`` (smoke / cpu / gpu), ``utils``, ``files``
+- base: ``profiles`` (smoke / cpu / gpu), ``utils``, ``files``
 - science: ``fft``, ``masks``, ``physics``, ``signal``, ``spatial``, ``layers``, ``losses``,
   ``metrics``, ``lesions``, ``inference``, ``baselines``, ``registration``, ``degradation``, ``gan_eval``
 - ``data/``: the synthetic data sets and their readers and writers
@@ -84,7 +84,7 @@ from .models.varnet import VarNet, VarNetBlock, VarNetConfig, acs_mask, state_di
 from .models.vox2vox import Vox2VoxConfig, Vox2VoxGenerator, largest_component, vox2vox_step
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, add_noise, adjointness_error, coil_maps, g_factor, rss, zero_filled
-from .profile import profile
+from .profiles import profile
 from .registration import IterativeConfig, elastix_available, iterative_register, score_registration
 from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue
 from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp

@@ -144,7 +144,7 @@ def test_config_presets_and_errors():
     assert 140_000 < n < 150_000  # "D5-C5 nf 32: about 145k parameters"
     for name in ("smoke", "cpu", "gpu"):
         for dims in (2, 3):
-            assert CascadeConfig.for_profile(mc.profile(name), dims).dims == dims
+            assert CascadeConfig.for_profile(mc.profile(name), dims=dims).dims == dims
     with pytest.raises(ValueError):
         CascadeConfig(dims=1)
     with pytest.raises(ValueError):
@@ -191,7 +191,7 @@ def test_space_time_conv_is_a_3d_convolution(circular, frames):
 
 def test_iterates_start_zero_filled_and_end_with_the_output():
     torch.manual_seed(0)
-    net = CascadeNet(CascadeConfig.smoke(3))
+    net = CascadeNet(CascadeConfig.smoke(dims=3))
     image, mask, k0 = _problem(1, 4, 10, 12)
     steps = net.iterates(k0, mask)
     assert len(steps) == net.cfg.num_cascades + 1
@@ -203,9 +203,9 @@ def test_the_recipe_picks_the_preset_of_dims(tiny_data):
     dropped; other overrides apply on top; a bad dims is a config error."""
     r2 = mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "2"})
     r3 = mc.recipe("cascade", "smoke", data=tiny_data["cine"])  # dims=3 by default
-    assert r2.config == CascadeConfig.smoke(2) and r3.config == CascadeConfig.smoke(3)
+    assert r2.config == CascadeConfig.smoke(dims=2) and r3.config == CascadeConfig.smoke(dims=3)
     r = mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "3", "num_cascades": "1"})
-    assert r.config.num_cascades == 1 and r.config.sharing == CascadeConfig.smoke(3).sharing
+    assert r.config.num_cascades == 1 and r.config.sharing == CascadeConfig.smoke(dims=3).sharing
     assert r.schedules["opt"].lr_at(0) == r.settings["lr"] and r.schedules["opt"].lr_at(r.steps) == 0
     with pytest.raises(ValueError, match="dims = 2 or 3"):
         mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "4"})

@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[1] / "mricourse"
 
 #: bottom to top; a module may import from its own layer and the layers below
 LAYERS = [
-    ("base", ["mricourse._version", "mricourse.utils", "mricourse.files", "mricourse.profile"]),
+    ("base", ["mricourse._version", "mricourse.utils", "mricourse.files", "mricourse.profiles"]),
     (
         "science",
         [

@@ -1,4 +1,4 @@
-"""Profiles and the chapters' results files (mricourse.profile, mricourse.course.results)."""
+"""The chapters' results files and first lines (mricourse.course.results)."""
 
 import json
 
@@ -6,15 +6,6 @@ import pytest
 import torch
 
 import mricourse as mc
-
-
-def test_the_profile_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MRICOURSE_PROFILE", "smoke")
-    assert mc.profile().name == "smoke"
-    assert mc.profile().pick(smoke=1, cpu=2, gpu=3) == 1
-    monkeypatch.setenv("MRICOURSE_PROFILE", "huge")
-    with pytest.raises(ValueError, match="expected one of smoke, cpu, gpu"):
-        mc.profile()
 
 
 def test_a_results_file_records_metrics_timings_and_the_profile(tmp_path, monkeypatch):

@@ -166,7 +166,7 @@ def test_generator_on_a_constant_volume(upsample):
 
 @pytest.mark.parametrize("factor,size", [(2, (16, 16)), (4, (9, 13)), ((2, 1), (7, 10))])
 def test_multiscale_fusion_shapes(factor, size):
-    net = mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig.smoke(factor))
+    net = mc.MultiScaleFusionSR(mc.models.superres.MultiScaleFusionConfig.smoke(factor=factor))
     f = mc.degradation.factors(factor, 2)
     assert net(torch.rand(2, 1, *size)).shape == (2, 1, *(s * r for s, r in zip(size, f)))
 
@@ -184,7 +184,7 @@ def test_multiscale_unit_paths():
     [(2, (6, 7, 5), "icnr"), ((2, 1, 1), (5, 8, 8), "icnr"), (2, (4, 5, 6), "transposed"), (4, (3, 4, 3), "random")],
 )
 def test_srgan_shapes(factor, size, upsample):
-    cfg = mc.models.superres.SRGANConfig.smoke(factor)
+    cfg = mc.models.superres.SRGANConfig.smoke(factor=factor)
     cfg.upsample = upsample
     gen, disc = mc.SRGANGenerator(cfg), mc.models.superres.SRGANDiscriminator(cfg)
     hr = gen(torch.rand(2, 1, *size))
@@ -195,7 +195,7 @@ def test_srgan_shapes(factor, size, upsample):
 
 def test_untrained_generator_with_interp_skip_is_trilinear():
     lr = torch.rand(1, 1, 5, 6, 7)
-    out = mc.SRGANGenerator(mc.models.superres.SRGANConfig.smoke((2, 1, 2)))(lr)
+    out = mc.SRGANGenerator(mc.models.superres.SRGANConfig.smoke(factor=(2, 1, 2)))(lr)
     torch.testing.assert_close(out, F.interpolate(lr, size=(10, 6, 14), mode="trilinear", align_corners=False))
 
 

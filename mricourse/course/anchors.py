@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..profile import profile as _profile
+from ..profiles import profile as _profile
 from ..utils import atomic_write
 from .report import anchors_table, render_anchors
 from .results import _plain, anchors_path, environment

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..profile import profile as _profile
+from ..profiles import profile as _profile
 from ..utils import atomic_write, get_device, seed_everything
 
 __all__ = [
@@ -67,7 +67,7 @@ class Stopwatch:
 
 def start_chapter(seed: int | None = 0):
     """A chapter's first lines: ``P, device, sw = mc.start_chapter(seed=0)`` gives the active
-    profile (printed; :func:`mricourse.profile.profile`), the device (printed;
+    profile (printed; :func:`mricourse.profiles.profile`), the device (printed;
     :func:`mricourse.utils.get_device`) and a :class:`Stopwatch` for the chapter's timings, and
     seeds Python, NumPy and torch with ``seed`` (``None``: no seeding)."""
     profile = _profile()

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import file_lock
-from ..profile import profile as get_profile
+from ..profiles import profile as get_profile
 from .brain import make_subject
 from .cine import FOV_MM, cine_subject
 from .fastmri import ACQUISITIONS, write_fastmri

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..profile import Profile
+from ..profiles import Profile
 
 __all__ = ["load_slices", "load_brats", "load_ixi"]
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..profile import Profile
-from ..profile import profile as get_profile
+from ..profiles import Profile
+from ..profiles import profile as get_profile
 
 __all__ = ["T1_SLICES", "t1_slices", "GANSlices", "NoisyCrops"]
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fft import fft2c, from_channels, ifft2c, to_channels
+from ..profiles import Presets
 
 __all__ = [
     "CascadeConfig",
@@ -154,7 +155,7 @@ def conv_stack(in_chans: int, out_chans: int, chans: int, num_convs: int, dims: 
 
 
 @dataclass
-class CascadeConfig:
+class CascadeConfig(Presets):
     """DC-CNN settings; the paper names a model D<num_convs>-C<num_cascades>, (S) with data sharing.
 
     Attributes:
@@ -178,6 +179,23 @@ class CascadeConfig:
     learn_noise_lvl: bool = False
     circular: bool = True
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESET_BY = "dims"
+    PRESETS = {
+        "smoke": {  # D3-C2 with 8 filters
+            2: {"dims": 2, "num_cascades": 2, "num_convs": 3, "chans": 8, "sharing": ()},
+            3: {"dims": 3, "num_cascades": 2, "num_convs": 3, "chans": 8, "sharing": (0, 1)},
+        },
+        "cpu": {  # D3-C6, 32 filters in 2D, 16 in 2D+t with data sharing (about the same parameters and operations)
+            2: {"dims": 2, "num_cascades": 6, "num_convs": 3, "chans": 32},
+            3: {"dims": 3, "num_cascades": 6, "num_convs": 3, "chans": 16, "sharing": (0, 1, 2, 4, 8)},
+        },
+        "gpu": {  # the paper's D5-C5 (2D) and D5-C10(S) (2D+t, data sharing over 0-4 frames)
+            2: {"dims": 2, "num_cascades": 5, "num_convs": 5, "chans": 64},
+            3: {"dims": 3, "num_cascades": 10, "num_convs": 5, "chans": 64, "sharing": (0, 1, 2, 3, 4)},
+        },
+    }
+
     def __post_init__(self):
         if self.dims not in (2, 3):
             raise ValueError(f"CascadeConfig: expected dims = 2 or 3, got {self.dims!r}")
@@ -188,32 +206,12 @@ class CascadeConfig:
     @classmethod
     def d5_c5(cls) -> CascadeConfig:
         """The paper's 2D model: 5 cascades of 5 convolutions with 64 filters."""
-        return cls(dims=2, num_cascades=5, num_convs=5, chans=64)
+        return cls.gpu(dims=2)
 
     @classmethod
     def d5_c10_s(cls) -> CascadeConfig:
         """The paper's dynamic model: 10 cascades of 5 3x3x3 convolutions (64 filters), data sharing over 0-4 frames."""
-        return cls(dims=3, num_cascades=10, num_convs=5, chans=64, sharing=(0, 1, 2, 3, 4))
-
-    @classmethod
-    def cpu(cls, dims: int = 3) -> CascadeConfig:
-        """Trains in minutes on a laptop CPU: D3-C6 with 32 filters in 2D, 16 in 2D+t with data
-        sharing over 0, 1, 2, 4 and 8 frames (about the same parameters and operations)."""
-        if dims == 2:
-            return cls(dims=2, num_cascades=6, num_convs=3, chans=32)
-        return cls(dims=3, num_cascades=6, num_convs=3, chans=16, sharing=(0, 1, 2, 4, 8))
-
-    @classmethod
-    def smoke(cls, dims: int = 3) -> CascadeConfig:
-        """Tiny, for tests: D3-C2 with 8 filters."""
-        return cls(dims=dims, num_cascades=2, num_convs=3, chans=8, sharing=(0, 1) if dims == 3 else ())
-
-    @classmethod
-    def for_profile(cls, profile, dims: int = 3) -> CascadeConfig:
-        """smoke -> :meth:`smoke`, cpu -> :meth:`cpu`, gpu -> the paper's model."""
-        name = getattr(profile, "name", profile)
-        gpu = cls.d5_c10_s() if dims == 3 else cls.d5_c5()
-        return {"smoke": cls.smoke(dims), "cpu": cls.cpu(dims), "gpu": gpu}[name]
+        return cls.gpu(dims=3)
 
 
 class CascadeNet(nn.Module):

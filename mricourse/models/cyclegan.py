@@ -29,7 +29,7 @@ from torch import nn
 from ..inference import predict
 from ..layers import PatchDiscriminator
 from ..losses import cycle_loss, lsgan_loss
-from ..profile import Profile
+from ..profiles import Presets
 
 __all__ = [
     "CycleGANConfig",
@@ -43,7 +43,7 @@ __all__ = [
 
 
 @dataclass
-class CycleGANConfig:
+class CycleGANConfig(Presets):
     """Sizes and weights. ``paper()`` is Welander et al.'s setting (ngf 32, 9 residual blocks).
 
     The identity loss (``G_AB(b) ~ b``) helps when both domains share colours; between T1 and T2,
@@ -63,21 +63,16 @@ class CycleGANConfig:
     beta1: float = 0.5
     decay_from: float = 0.5
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"ngf": 8, "n_blocks": 2, "ndf": 8, "n_layers": 2, "pool_size": 4},
+        "cpu": {"ngf": 16, "n_blocks": 6, "ndf": 32},
+        "gpu": {},  # the paper's
+    }
+
     @classmethod
     def paper(cls) -> CycleGANConfig:
         return cls()
-
-    @classmethod
-    def cpu(cls) -> CycleGANConfig:
-        return cls(ngf=16, n_blocks=6, ndf=32)
-
-    @classmethod
-    def smoke(cls) -> CycleGANConfig:
-        return cls(ngf=8, n_blocks=2, ndf=8, n_layers=2, pool_size=4)
-
-    @classmethod
-    def for_profile(cls, p: Profile) -> CycleGANConfig:
-        return p.pick(smoke=cls.smoke(), cpu=cls.cpu(), gpu=cls.paper())
 
 
 class ResidualBlock(nn.Module):

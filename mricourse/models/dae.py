@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..profiles import Presets
+
 __all__ = ["DAEConfig", "DAE", "add_gaussian_noise", "dae_step"]
 
 
 @dataclass
-class DAEConfig:
+class DAEConfig(Presets):
     """Sizes of the RED-Net.
 
     Attributes:
@@ -52,6 +54,13 @@ class DAEConfig:
     noise_conditional: bool = True
     down_layers: tuple[int, ...] = ()
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"num_layers": 3, "chans": 8},
+        "cpu": {"num_layers": 5, "chans": 32},
+        "gpu": {"num_layers": 8, "chans": 64},
+    }
+
     def __post_init__(self):
         if self.num_layers < 1 or self.skip_every < 1:
             raise ValueError(f"DAEConfig: expected num_layers, skip_every >= 1, got {self.num_layers}, {self.skip_every}")
@@ -63,23 +72,6 @@ class DAEConfig:
     def paper(cls) -> DAEConfig:
         """RED-Net 20 (10 convolutions, 10 deconvolutions, 64 channels), one network per noise level."""
         return cls(num_layers=10, chans=64, noise_conditional=False)
-
-    @classmethod
-    def smoke(cls) -> DAEConfig:
-        return cls(num_layers=3, chans=8)
-
-    @classmethod
-    def cpu(cls) -> DAEConfig:
-        return cls(num_layers=5, chans=32)
-
-    @classmethod
-    def gpu(cls) -> DAEConfig:
-        return cls(num_layers=8, chans=64)
-
-    @classmethod
-    def for_profile(cls, profile) -> DAEConfig:
-        """The preset named after a profile (``mc.profile()`` or its name)."""
-        return getattr(cls, str(profile))()
 
 
 class DAE(nn.Module):

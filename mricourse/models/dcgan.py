@@ -31,6 +31,7 @@ from torch import nn
 
 from ..inference import predict
 from ..losses import discriminator_loss, generator_loss
+from ..profiles import Presets
 
 __all__ = [
     "DCGANConfig",
@@ -42,7 +43,7 @@ __all__ = [
 
 
 @dataclass
-class DCGANConfig:
+class DCGANConfig(Presets):
     """Sizes and training settings of the DCGAN (the recipe ``dcgan`` builds its optimisers from
     ``lr`` and ``beta1``; the update step takes ``label_smoothing`` and ``instance_noise``).
 
@@ -69,6 +70,14 @@ class DCGANConfig:
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"image_size": 32, "nz": 32, "ngf": 8, "ndf": 8},
+        # half the paper's widths: a quarter of the cost per step (1500 steps of 32 slices in minutes)
+        "cpu": {"image_size": 64, "nz": 100, "ngf": 16, "ndf": 16, "label_smoothing": 0.1},
+        "gpu": {"image_size": 128, "nz": 100, "ngf": 64, "ndf": 64, "label_smoothing": 0.1},
+    }
+
     def __post_init__(self):
         if self.image_size < 8 or self.image_size & (self.image_size - 1):
             raise ValueError(f"DCGANConfig: expected image_size a power of two >= 8, got {self.image_size}")
@@ -86,25 +95,6 @@ class DCGANConfig:
     def paper(cls) -> DCGANConfig:
         """z of 100 -> 4x4x256 -> transposed convolutions -> 64x64 (Radford et al. 2016's layout)."""
         return cls(image_size=64, nz=100, ngf=32, ndf=32, upsample="transposed")
-
-    @classmethod
-    def smoke(cls) -> DCGANConfig:
-        return cls(image_size=32, nz=32, ngf=8, ndf=8)
-
-    @classmethod
-    def cpu(cls) -> DCGANConfig:
-        """64x64 from 4x4x128 (half the paper's widths: a quarter of the cost per step, so that the
-        recipe's 1500 steps of 32 slices take a few minutes of CPU)."""
-        return cls(image_size=64, nz=100, ngf=16, ndf=16, label_smoothing=0.1)
-
-    @classmethod
-    def gpu(cls) -> DCGANConfig:
-        return cls(image_size=128, nz=100, ngf=64, ndf=64, label_smoothing=0.1)
-
-    @classmethod
-    def for_profile(cls, profile) -> DCGANConfig:
-        """The preset named after a profile (``mc.profile()`` or its name)."""
-        return getattr(cls, str(profile))()
 
 
 def init_weights(module: nn.Module) -> None:

@@ -29,6 +29,7 @@ from torch import nn
 from ..degradation import factors
 from ..layers import nd
 from ..losses import discriminator_loss, generator_loss, gradient_difference_loss
+from ..profiles import Presets
 
 __all__ = [
     "pixel_shuffle",
@@ -117,7 +118,7 @@ class Upsampler(nn.Module):
 
 
 @dataclass
-class MultiScaleFusionConfig:
+class MultiScaleFusionConfig(Presets):
     """Liu et al.'s multi-scale fusion CNN. ``factor``: int or per-axis tuple."""
 
     factor: int | tuple[int, ...] = 2
@@ -126,22 +127,17 @@ class MultiScaleFusionConfig:
     kernel_sizes: tuple[int, ...] = (3, 5, 7)
     dims: int = 2
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"chans": 8, "num_units": 1},
+        "cpu": {"chans": 16, "num_units": 2},
+        "gpu": {"chans": 64, "num_units": 4},  # close to the paper's largest setting
+    }
+
     @classmethod
     def paper(cls, factor=2):
-        """Close to the paper's largest setting (check: 64 filters per path, several units)."""
-        return cls(factor=factor, chans=64, num_units=4)
-
-    @classmethod
-    def cpu(cls, factor=2):
-        return cls(factor=factor, chans=16, num_units=2)
-
-    @classmethod
-    def smoke(cls, factor=2):
-        return cls(factor=factor, chans=8, num_units=1)
-
-    @classmethod
-    def for_profile(cls, p, factor=2):
-        return getattr(cls, {"smoke": "smoke", "cpu": "cpu", "gpu": "paper"}[str(p)])(factor)
+        """Close to the paper's largest setting (64 filters per path, 4 units): the ``gpu`` preset."""
+        return cls.gpu(factor=factor)
 
 
 class MultiScaleUnit(nn.Module):
@@ -188,7 +184,7 @@ class MultiScaleFusionSR(nn.Module):
 
 
 @dataclass
-class SRGANConfig:
+class SRGANConfig(Presets):
     """Sanchez and Vilaplana's 3D SRGAN (``dims=2`` gives the same networks in 2D).
 
     ``upsample``: 'icnr' (sub-pixel, nearest-neighbour init), 'random' (sub-pixel, default init)
@@ -210,22 +206,17 @@ class SRGANConfig:
     lr: float = 1e-4
     dims: int = 3
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"chans": 4, "num_blocks": 1, "norm": False, "interp_skip": True, "disc_chans": 4, "disc_layers": 2, "lr": 1e-3},
+        "cpu": {"chans": 16, "num_blocks": 4, "norm": False, "interp_skip": True, "disc_chans": 8, "disc_layers": 3, "lr": 1e-3},
+        "gpu": {"chans": 64, "num_blocks": 6},  # the paper's design
+    }
+
     @classmethod
     def paper(cls, factor=2):
-        """The paper's design (check the widths: 64 filters, 6 residual blocks)."""
-        return cls(factor=factor, chans=64, num_blocks=6)
-
-    @classmethod
-    def cpu(cls, factor=2):
-        return cls(factor=factor, chans=16, num_blocks=4, norm=False, interp_skip=True, disc_chans=8, disc_layers=3, lr=1e-3)
-
-    @classmethod
-    def smoke(cls, factor=2):
-        return cls(factor=factor, chans=4, num_blocks=1, norm=False, interp_skip=True, disc_chans=4, disc_layers=2, lr=1e-3)
-
-    @classmethod
-    def for_profile(cls, p, factor=2):
-        return getattr(cls, {"smoke": "smoke", "cpu": "cpu", "gpu": "paper"}[str(p)])(factor)
+        """The paper's design (64 filters, 6 residual blocks): the ``gpu`` preset."""
+        return cls.gpu(factor=factor)
 
 
 class ResidualBlock(nn.Module):

@@ -33,6 +33,7 @@ from ..fft import fft2c, from_channels, ifft2c, to_channels, warn_nonfinite
 from ..layers import UNet
 from ..losses import ssim_loss
 from ..physics import require_mask, rss
+from ..profiles import Presets
 
 __all__ = [
     "VarNetConfig",
@@ -49,7 +50,7 @@ __all__ = [
 
 
 @dataclass
-class VarNetConfig:
+class VarNetConfig(Presets):
     """Sizes of the E2E VarNet: cascades, their U-Nets, and the sensitivity U-Net."""
 
     num_cascades: int = 12
@@ -59,30 +60,17 @@ class VarNetConfig:
     sens_pools: int = 4
     mask_center: bool = True  # estimate the maps from the centre (ACS) columns only
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"num_cascades": 2, "chans": 4, "num_pools": 2, "sens_chans": 2, "sens_pools": 2},  # about 10k parameters
+        "cpu": {"num_cascades": 5, "chans": 12, "num_pools": 2, "sens_chans": 4, "sens_pools": 3},  # 0.36M, minutes at 128 px
+        "gpu": {"num_cascades": 8, "chans": 12, "num_pools": 4, "sens_chans": 8, "sens_pools": 4},  # 9M, one GPU, 160-320 px
+    }
+
     @classmethod
     def paper(cls) -> VarNetConfig:
         """The paper's model (about 30M parameters): 12 cascades, chans 18, 4 pools, SME chans 8."""
         return cls(num_cascades=12, chans=18, num_pools=4, sens_chans=8, sens_pools=4)
-
-    @classmethod
-    def gpu(cls) -> VarNetConfig:
-        """A mid-size model for one GPU and 160-320 px images (about 9M parameters)."""
-        return cls(num_cascades=8, chans=12, num_pools=4, sens_chans=8, sens_pools=4)
-
-    @classmethod
-    def cpu(cls) -> VarNetConfig:
-        """Trains in minutes on a laptop CPU at 128 px (about 0.36M parameters)."""
-        return cls(num_cascades=5, chans=12, num_pools=2, sens_chans=4, sens_pools=3)
-
-    @classmethod
-    def smoke(cls) -> VarNetConfig:
-        """A tiny model for tests (about 10k parameters)."""
-        return cls(num_cascades=2, chans=4, num_pools=2, sens_chans=2, sens_pools=2)
-
-    @classmethod
-    def for_profile(cls, p) -> VarNetConfig:
-        """The preset of a :class:`mricourse.Profile` (``smoke``, ``cpu`` or ``gpu``)."""
-        return p.pick(smoke=cls.smoke(), cpu=cls.cpu(), gpu=cls.gpu())
 
 
 def sens_expand(x: torch.Tensor, sens_maps: torch.Tensor) -> torch.Tensor:

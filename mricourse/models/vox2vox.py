@@ -29,7 +29,7 @@ from ..data.tumour import classes_to_labels
 from ..inference import predict
 from ..layers import PatchDiscriminator
 from ..losses import generalised_dice_loss, lsgan_loss
-from ..profile import Profile
+from ..profiles import Presets
 
 __all__ = [
     "Vox2VoxConfig",
@@ -42,7 +42,7 @@ __all__ = [
 
 
 @dataclass
-class Vox2VoxConfig:
+class Vox2VoxConfig(Presets):
     """``paper()``: 128^3 crops, 64 base filters, 4 down/up levels, 4 bottleneck blocks."""
 
     in_chans: int = 4
@@ -58,21 +58,16 @@ class Vox2VoxConfig:
     beta1: float = 0.5
     crop: int = 128
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        "smoke": {"base": 4, "depth": 2, "bottleneck_blocks": 1, "ndf": 4, "d_layers": 2, "crop": 16},
+        "cpu": {"base": 12, "depth": 3, "bottleneck_blocks": 2, "ndf": 12, "d_layers": 2, "crop": 48},
+        "gpu": {},  # the paper's
+    }
+
     @classmethod
     def paper(cls) -> Vox2VoxConfig:
         return cls()
-
-    @classmethod
-    def cpu(cls) -> Vox2VoxConfig:
-        return cls(base=12, depth=3, bottleneck_blocks=2, ndf=12, d_layers=2, crop=48)
-
-    @classmethod
-    def smoke(cls) -> Vox2VoxConfig:
-        return cls(base=4, depth=2, bottleneck_blocks=1, ndf=4, d_layers=2, crop=16)
-
-    @classmethod
-    def for_profile(cls, p: Profile) -> Vox2VoxConfig:
-        return p.pick(smoke=cls.smoke(), cpu=cls.cpu(), gpu=cls.paper())
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:

@@ -18,7 +18,6 @@ scaling and squaring, ``phi = exp(v)``, then resizes ``u`` (rescaling the vector
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -27,15 +26,17 @@ from torch import nn
 
 from ..layers import nd
 from ..losses import dice_loss, gradient_loss, mse, ncc_loss, one_hot
-from ..profile import Profile
-from ..profile import profile as _profile
+from ..profiles import Presets
 from ..spatial import SpatialTransformer, VecInt, resize_flow, warp
 
 __all__ = ["VoxelMorphConfig", "VoxelMorphUNet", "VoxelMorph", "VxmOutput", "voxelmorph_loss", "voxelmorph_step"]
 
 
+_CPU = {"dims": 2, "similarity": "mse", "lam": 0.03, "dice_weight": 1.0, "flow_downsize": 2, "lr": 3e-3}
+
+
 @dataclass
-class VoxelMorphConfig:
+class VoxelMorphConfig(Presets):
     """VoxelMorph settings.
 
     Attributes:
@@ -70,6 +71,16 @@ class VoxelMorphConfig:
     num_labels: int = 4
     lr: float = 1e-4
 
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {
+        # 2D, the paper's widths (0.1M parameters), MSE, Dice-supervised (gamma 1, lambda 0.03: the Dice
+        # term dominates, the smoothness keeps folds away), the field at half resolution and a faster
+        # learning rate: about 0.9 Dice after 2000 steps of 4 pairs at 128 x 128
+        "cpu": _CPU,
+        "smoke": {**_CPU, "enc_chans": (8, 16, 16, 16), "dec_chans": (16, 16, 16, 16, 16, 8, 8)},  # half the widths
+        "gpu": {**_CPU, "flow_downsize": 1},  # the cpu losses with the paper's full-resolution field
+    }
+
     def __post_init__(self):
         if self.dims not in (2, 3):
             raise ValueError(f"VoxelMorphConfig: expected dims 2 or 3, got {self.dims!r}")
@@ -85,24 +96,6 @@ class VoxelMorphConfig:
     def paper(cls, dims: int = 3, similarity: str = "ncc", **kw) -> VoxelMorphConfig:
         """The paper's VoxelMorph-2 (lambda 1 for NCC, 0.01 for MSE; Adam 1e-4)."""
         return cls(dims=dims, similarity=similarity, lam=1.0 if similarity == "ncc" else 0.01, **kw)
-
-    @classmethod
-    def cpu(cls, **kw) -> VoxelMorphConfig:
-        """2D, the paper's widths (0.1M parameters), MSE, Dice-supervised (gamma 1, lambda 0.03: the
-        Dice term dominates, the smoothness keeps folds away), the field at half resolution and a
-        faster learning rate: about 0.9 Dice after 2000 steps of 4 pairs at 128 x 128."""
-        return cls(**{"dims": 2, "similarity": "mse", "lam": 0.03, "dice_weight": 1.0, "flow_downsize": 2, "lr": 3e-3, **kw})
-
-    @classmethod
-    def smoke(cls, **kw) -> VoxelMorphConfig:
-        """2D, half the widths: for checks that everything runs."""
-        return cls.cpu(**{"enc_chans": (8, 16, 16, 16), "dec_chans": (16, 16, 16, 16, 16, 8, 8), **kw})
-
-    @classmethod
-    def for_profile(cls, p: Profile | str | None = None, **kw) -> VoxelMorphConfig:
-        """``smoke`` / ``cpu`` presets; on ``gpu`` the cpu losses with the paper's full-resolution field."""
-        p = p if isinstance(p, Profile) else _profile(p)
-        return p.pick(smoke=cls.smoke, cpu=cls.cpu, gpu=partial(cls.cpu, flow_downsize=1))(**kw)
 
 
 def _conv_block(in_chans: int, out_chans: int, dims: int, stride: int = 1) -> nn.Sequential:

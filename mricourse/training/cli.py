@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..profile import PROFILES
-from ..profile import profile as get_profile
+from ..profiles import PROFILES
+from ..profiles import profile as get_profile
 from ..utils import atomic_write
 from . import distributed
 from .recipes import names, recipe

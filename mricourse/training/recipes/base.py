@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ...profile import Profile
-from ...profile import profile as get_profile
+from ...profiles import Profile
+from ...profiles import profile as get_profile
 from ...utils import seed_everything
 from .. import distributed
 from ..fit import History, TrainConfig, fit

@@ -25,7 +25,7 @@ from ...fft import fft2c, ifft2c
 from ...masks import kt_mask
 from ...metrics import psnr
 from ...models.cascade import CascadeConfig, CascadeNet, cascade_step
-from ...profile import Profile
+from ...profiles import Profile
 from ..schedules import OneCycleSchedule
 from .base import Recipe, apply_overrides, define
 
@@ -59,7 +59,7 @@ def evaluate(modules, val_set: torch.Tensor, center: int = 4) -> dict[str, float
 def build(profile, data, overrides, seed) -> Recipe:
     # dims picks the preset (2D or 2D+t); the other overrides, and dims again, apply on top of it
     dims = apply_overrides(CascadeConfig(sharing=()), {"dims": overrides["dims"]}).dims if "dims" in overrides else 3
-    cfg = apply_overrides(CascadeConfig.for_profile(profile, dims), overrides)
+    cfg = apply_overrides(CascadeConfig.for_profile(profile, dims=dims), overrides)
     model = CascadeNet(cfg)  # initialised from the seed, before any data is read
     root = data if data is not None else ensure_dataset("cine", profile.name)
     center = center_lines(profile)

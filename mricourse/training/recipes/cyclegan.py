@@ -35,7 +35,7 @@ from ...inference import from_gan_range, predict, to_gan_range
 from ...layers import UNet
 from ...metrics import psnr, ssim
 from ...models.cyclegan import CycleGANConfig, ImagePool, cyclegan_networks, cyclegan_step
-from ...profile import Profile
+from ...profiles import Presets, Profile
 from ..fit import supervised_update
 from ..schedules import LinearDecaySchedule, OneCycleSchedule
 from .base import Recipe, apply_overrides, define
@@ -55,7 +55,7 @@ SLICES = {
 
 
 @dataclass
-class PairedUNetConfig:
+class PairedUNetConfig(Presets):
     """The paired baseline: a 2D U-Net (:class:`~mricourse.layers.UNet`) of ``num_pools`` levels
     with ``chans`` channels at the first, trained with Adam at a one-cycle peak rate ``lr``."""
 
@@ -63,9 +63,8 @@ class PairedUNetConfig:
     num_pools: int = 3
     lr: float = 2e-3
 
-    @classmethod
-    def for_profile(cls, p: Profile) -> PairedUNetConfig:
-        return cls(chans=p.pick(smoke=8, cpu=16, gpu=32))
+    #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
+    PRESETS = {"smoke": {"chans": 8}, "cpu": {"chans": 16}, "gpu": {"chans": 32}}
 
 
 def t1t2_slices(data, profile: Profile) -> tuple[dict, dict]:

@@ -28,7 +28,7 @@ from ...data.crops import RandomCrops3D
 from ...data.tumour import classes_to_labels
 from ...metrics import brats_scores
 from ...models.vox2vox import Vox2VoxConfig, largest_component, segment, vox2vox_networks, vox2vox_step
-from ...profile import Profile
+from ...profiles import Profile
 from ..schedules import ConstantSchedule
 from .base import Recipe, apply_overrides, define
 
