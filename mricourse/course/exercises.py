@@ -36,6 +36,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .claims import claim_problems
 from .notebooks import (
     NotebookError,
     _source,
@@ -394,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", help="MRICOURSE_PROFILE for the run (default: the environment's)")
     p.add_argument("--csv", type=Path, help="also write the grades to this CSV file")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    p = sub.add_parser("check", help="check the exercise structure and the Colab cell and badge of notebooks")
+    p = sub.add_parser(
+        "check",
+        help="check the exercise structure, the Colab cell and badge, and the claims (mricourse.course.claims) of notebooks",
+    )
     p.add_argument("paths", nargs="+")
     p = sub.add_parser("sync-colab", help="rewrite each notebook's Colab setup cell and badge from _config.yml")
     p.add_argument("paths", nargs="+")
@@ -436,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
             elif args.command == "check":
                 problems = [f"{len(find_exercises(nb, path.name))} exercises"]
                 colab = colab_problems(nb, path)
-                print(f"{path}: " + "; ".join(problems + colab))
-                failed |= bool(colab)
+                claims = [f"claim check: {c}" for c in claim_problems(nb)]  # numbers and outcomes not from the run
+                print(f"{path}: " + "; ".join(problems + colab + claims))
+                failed |= bool(colab or claims)
             elif args.command == "sync-colab" and args.check:
                 colab = colab_problems(nb, path)
                 print(f"{path}: " + ("; ".join(colab) if colab else "ok"))
