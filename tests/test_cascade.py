@@ -211,3 +211,12 @@ def test_the_recipe_picks_the_preset_of_dims(tiny_data):
         mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "4"})
     with pytest.raises(ValueError, match="needs dims = 3"):
         mc.recipe("cascade", "smoke", data=tiny_data["cine"], overrides={"dims": "2", "sharing": "0,1"})
+
+
+def test_circular_data_sharing_counts_each_frame_once():
+    """With T = 4 frames and dist = 2, frames t - 2 and t + 2 are one frame: it must count once."""
+    k = torch.zeros(1, 4, 1, 1, dtype=torch.complex64)
+    k[0, :, 0, 0] = torch.tensor([0, 1, 10, 100], dtype=torch.complex64)
+    mask = torch.tensor([0.0, 1.0, 1.0, 1.0]).view(1, 4, 1, 1)  # frame 0 is not sampled
+    out = mc.data_sharing(k, mask, 2)
+    assert out[0, 0, 0, 0].real == pytest.approx((1 + 10 + 100) / 3)  # not (1 + 10 + 10 + 100) / 4

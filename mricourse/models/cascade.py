@@ -64,7 +64,8 @@ def data_sharing(kspace: torch.Tensor, mask: torch.Tensor, dist: int, circular: 
     For frame t, an entry that frame t did not sample becomes the mean of ``kspace`` over the
     frames ``s`` in ``t - dist .. t + dist`` that sampled it; sampled entries, and entries that no
     neighbour sampled, are left as they are. ``circular``: the frames wrap around (a cine covers
-    one periodic heart beat); otherwise the window is cut at the ends.
+    one periodic heart beat), each frame of the window counted once even where the window wraps
+    onto itself (``2 dist + 1 > T``); otherwise the window is cut at the ends.
 
     Args:
         kspace: (B, T, H, W) complex, T frames.
@@ -80,7 +81,9 @@ def data_sharing(kspace: torch.Tensor, mask: torch.Tensor, dist: int, circular: 
     mask = mask.to(kspace.real.dtype)
     total, count = torch.zeros_like(kspace), torch.zeros_like(mask)
     num_frames, sampled = kspace.shape[1], mask * kspace
-    for s in range(-dist, dist + 1):
+    # every neighbour once: on a circle of T frames, t - s and t + s are one frame when s = T / 2
+    shifts = sorted({s % num_frames for s in range(-dist, dist + 1)}) if circular else range(-dist, dist + 1)
+    for s in shifts:
         if not circular and abs(s) >= num_frames:
             continue
         mk, m = sampled, mask
