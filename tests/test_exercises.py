@@ -610,3 +610,11 @@ def test_headless_runs_build_no_widgets(monkeypatch, tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.environ.get('MRICOURSE_HEADLESS'))")])
     execute_notebook(nb, tmp_path, timeout=60)
     assert nb.cells[0].outputs[0]["text"].strip() == "1"
+
+
+def test_check_close_takes_a_number_and_none_means_not_done():
+    mc.check_close(31.5, 31.5, "a PSNR")
+    with pytest.raises(mc.CheckFailed, match="a PSNR"):
+        mc.check_close(30.0, 31.5, "a PSNR")
+    with pytest.raises(NotImplementedError):
+        mc.check_close(None, 31.5, "a PSNR")

@@ -70,6 +70,8 @@ def _tensor(x, what: str, complex_: bool | None = None, shape=None) -> torch.Ten
     _require_done(x, what)
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
+    if isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool):
+        x = torch.tensor(float(x))  # a number: compared as a 0-dim tensor
     if not isinstance(x, torch.Tensor):
         raise CheckFailed(f"{what}: expected a torch.Tensor, got {type(x).__name__}")
     if complex_ is True and not x.is_complex():
