@@ -401,6 +401,7 @@ def check_close(value, expected, name: str = "your result", rtol: float = 1e-4, 
     denom = float((exp.abs() ** 2).sum())
     if denom > 0:
         scale = complex((exp.conj() * got).sum()) / denom
+        scale = scale if exp.is_complex() else scale.real  # a real result is compared with a real multiple
         if abs(scale - 1) > 1e-3 and torch.allclose(got, scale * exp, rtol=1e-3, atol=atol * 10):
             hint = (
                 f": it is the expected result times {scale.real:.4g}"
