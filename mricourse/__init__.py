@@ -33,7 +33,7 @@ from .course.checks import (
     check_weighting,
 )
 from .course.results import Stopwatch, load_results, save_results, start_chapter
-from .course.viz import Table, compare_table, plot_history, show, show_flow, show_kspace
+from .course.viz import Table, compare_table, plot_history, show, show_flow, show_kspace, show_labels
 from .data import (
     CINE_LABELS,
     CineCrops,

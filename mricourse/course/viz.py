@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["show", "show_kspace", "show_flow", "montage", "plot_history", "Table", "compare_table"]
+__all__ = ["show", "show_labels", "show_kspace", "show_flow", "montage", "plot_history", "Table", "compare_table"]
 
 
 def _np(x) -> np.ndarray:
@@ -56,6 +56,31 @@ def show(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def show_labels(image, labels, names: dict[int, str], ax=None, title: str = "", alpha: float = 0.45, legend: bool = True):
+    """A label map over its image: ``image`` (H, W) in grey, each label of ``names``
+    (``{value: name}``) in its own colour, with a legend. Label 0 (background) stays clear."""
+    image, labels = _np(image).squeeze(), _np(labels).squeeze()
+    if image.shape != labels.shape or image.ndim != 2:
+        raise ValueError(
+            f"show_labels: expected an image and a label map of one (H, W) shape, got {image.shape} and {labels.shape}"
+        )
+    ax = ax or plt.subplots(figsize=(3, 3))[1]
+    ax.imshow(image, cmap="gray")
+    colours = plt.get_cmap("tab10")
+    handles = []
+    for i, (value, name) in enumerate(names.items()):
+        colour = colours(i % 10)
+        rgba = np.zeros((*labels.shape, 4))
+        rgba[labels == value] = (*colour[:3], alpha)
+        ax.imshow(rgba)
+        handles.append(plt.matplotlib.patches.Patch(color=colour, label=name))
+    if legend:
+        ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.7)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
 
 
 def show_kspace(kspace, title: str = "log |k|", ax=None, eps: float = 1e-9):
