@@ -77,13 +77,13 @@ from .metrics import (
 )
 from .models.cascade import CascadeNet, DataConsistency, SpaceTimeConv, cascade_step, data_consistency, data_sharing
 from .models.cyclegan import CycleGANConfig, cyclegan_step
-from .models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
+from .models.dae import DAE, DAEConfig, dae_step
 from .models.dcgan import DCGANConfig, DCGANGenerator, gan_step, slerp
 from .models.superres import MultiScaleFusionSR, SRGANGenerator, Upsampler, icnr_, pixel_shuffle, pixel_unshuffle, srgan_step
 from .models.varnet import VarNet, VarNetBlock, VarNetConfig, acs_mask, state_dict_from_fastmri, varnet_step
 from .models.vox2vox import Vox2VoxConfig, Vox2VoxGenerator, largest_component, vox2vox_step
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, voxelmorph_loss, voxelmorph_step
-from .physics import MultiCoilMRI, add_noise, adjointness_error, coil_maps, g_factor, rss, zero_filled
+from .physics import MultiCoilMRI, add_noise, add_rician_noise, adjointness_error, coil_maps, g_factor, rss, zero_filled
 from .profiles import profile
 from .registration import IterativeConfig, elastix_available, iterative_register, score_registration
 from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue

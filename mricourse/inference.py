@@ -34,7 +34,7 @@ def predict(net: nn.Module, x: torch.Tensor, *args, batch_size: int = 16, device
             when a call fails.
         x: the inputs, a tensor whose first dimension indexes the items (N, ...). Each batch is
             moved to ``device``.
-        *args, **kwargs: passed unchanged to every call (tensors among them moved to ``device``):
+        ``*args``, ``**kwargs``: passed unchanged to every call (tensors among them moved to ``device``):
             the same for every batch, e.g. a noise level.
         batch_size: items per call (>= 1). In eval mode each item's output does not depend on
             the others in its batch; the batch size only bounds the memory (and may move the

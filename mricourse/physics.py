@@ -22,6 +22,7 @@ __all__ = [
     "coil_maps",
     "complex_noise",
     "add_noise",
+    "add_rician_noise",
     "zero_filled",
     "adjointness_error",
     "adjoint_inner_products",
@@ -221,6 +222,23 @@ def add_noise(kspace: torch.Tensor, snr: float, generator: torch.Generator | Non
         raise ValueError(f"add_noise: expected snr > 0 (math.inf for no noise), got {snr}")
     sigma = float(kspace.abs().pow(2).mean().sqrt()) / snr
     return kspace + complex_noise(kspace.shape, sigma, generator, kspace.dtype).to(kspace.device)
+
+
+def add_rician_noise(images: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The noise of a magnitude image: ``y = |x + sigma (n_re + i n_im)|``, ``n ~ N(0, 1)`` per part.
+
+    ``images`` are real magnitude images (B, ...), ``sigma`` a float or one level per image (B,).
+    Where ``x >> sigma`` the noise is nearly Gaussian with standard deviation ``sigma``; where there
+    is no signal (the background) ``y`` is Rayleigh distributed: mean ``sigma sqrt(pi / 2)``,
+    standard deviation about ``0.655 sigma``, and ``mean(y^2) = 2 sigma^2``.
+    """
+    if images.is_complex():
+        raise TypeError(f"add_rician_noise: expected real magnitude images, got {images.dtype}")
+    s = torch.as_tensor(sigma, dtype=images.dtype).reshape(-1, *([1] * (images.ndim - 1))).to(images.device)
+    if bool((s < 0).any()):
+        raise ValueError(f"add_rician_noise: expected noise levels >= 0, got {sigma}")
+    noise = torch.randn((2, *images.shape), generator=generator, dtype=images.dtype).to(images.device)
+    return torch.sqrt((images + s * noise[0]) ** 2 + (s * noise[1]) ** 2)
 
 
 def zero_filled(masked_kspace: torch.Tensor, coil_dim: int | None = 1) -> torch.Tensor:

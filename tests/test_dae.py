@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -75,18 +77,26 @@ def test_presets(name):
     assert mc.DAE(cfg)(torch.zeros(1, 1, 8, 8), sigma=0.1).shape == (1, 1, 8, 8)
 
 
-def test_add_gaussian_noise_levels():
-    x = torch.zeros(2, 1, 64, 64)
-    y = mc.add_gaussian_noise(x, torch.tensor([0.1, 0.3]), generator=torch.Generator().manual_seed(0))
-    assert y[0].std() == pytest.approx(0.1, rel=0.05)
-    assert y[1].std() == pytest.approx(0.3, rel=0.05)
+def test_rician_noise_levels_in_the_background_and_on_bright_tissue():
+    sigma = torch.tensor([0.1, 0.3])
+    y = mc.add_rician_noise(torch.zeros(2, 1, 64, 64), sigma, generator=torch.Generator().manual_seed(0))
+    for s, yi in zip(sigma.tolist(), y):  # no signal: Rayleigh
+        assert float(yi.mean()) == pytest.approx(s * math.sqrt(math.pi / 2), rel=0.05)
+        assert float(yi.std()) == pytest.approx(s * math.sqrt(2 - math.pi / 2), rel=0.05)
+    bright = mc.add_rician_noise(torch.full((2, 1, 64, 64), 10.0), sigma, generator=torch.Generator().manual_seed(1))
+    for s, yi in zip(sigma.tolist(), bright):  # x >> sigma: nearly Gaussian
+        assert float(yi.std()) == pytest.approx(s, rel=0.06)
+    with pytest.raises(TypeError, match="real magnitude"):
+        mc.add_rician_noise(torch.zeros(1, 4, dtype=torch.complex64), 0.1)
 
 
 def test_overfits_one_batch():
     torch.manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 24), torch.linspace(-1, 1, 24), indexing="ij")
     clean = torch.stack([((xx - c) ** 2 + yy**2 < 0.3).float() for c in (-0.3, 0.0, 0.3, 0.1)])[:, None]
-    noisy = mc.add_gaussian_noise(clean, 0.2, generator=torch.Generator().manual_seed(1))
+    noisy = clean + 0.2 * torch.randn(
+        clean.shape, generator=torch.Generator().manual_seed(1)
+    )  # the network's capacity, not the noise model
     net = mc.DAE(mc.DAEConfig(num_layers=4, chans=12))
     opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     start = torch.mean((noisy - clean) ** 2).item()
@@ -102,7 +112,7 @@ def _batch(n=4, size=24, seed=1):
     g = torch.Generator().manual_seed(seed)
     clean = torch.rand(n, 1, size, size, generator=g)
     sigma = torch.tensor([0.02, 0.05, 0.1, 0.2])[:n]
-    return {"noisy": mc.add_gaussian_noise(clean, sigma, generator=g), "clean": clean, "sigma": sigma}
+    return {"noisy": mc.add_rician_noise(clean, sigma, generator=g), "clean": clean, "sigma": sigma}
 
 
 def test_the_update_step_weights_the_error_by_the_noise_level():
@@ -159,7 +169,9 @@ def test_noisy_crops_are_crops_with_noise_of_the_drawn_level():
     big = mc.NoisyCrops(torch.zeros(1, 1, 64, 64), 64, (0.1, 0.1))  # lo == hi: a fixed level
     torch.manual_seed(0)
     item = big[0]
-    assert float(item["sigma"]) == pytest.approx(0.1) and item["noisy"].std() == pytest.approx(0.1, rel=0.05)
+    background = item["noisy"]  # no signal: Rayleigh, mean(y^2) = 2 sigma^2
+    assert float(item["sigma"]) == pytest.approx(0.1) and float((background**2).mean() / 2) ** 0.5 == pytest.approx(0.1, rel=0.05)
+    assert bool((background >= 0).all())  # a magnitude image
     with pytest.raises(ValueError, match="crop"):
         mc.NoisyCrops(images, 21)
     with pytest.raises(ValueError, match="noise levels"):

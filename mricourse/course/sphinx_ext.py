@@ -2,9 +2,10 @@
 
 - chapters: every cell tagged ``solution`` folds behind a "Show solution" toggle
   (:func:`mricourse.course.exercises.book_view`);
-- API pages: docstrings here are written for readers of the code
-(shapes like ``(B, C, *spatial)``, products like ``x * y``, norms like ``|x|``), so bare asterisks and bars outside
-literals are escaped before reStructuredText reads them as emphasis."""
+- API pages: docstrings here are written for readers of the code (shapes like
+  ``(B, C, *spatial)``, products like ``x * y``, norms like ``|x|``), so bare asterisks and bars
+  outside literals are escaped before reStructuredText reads them as emphasis.
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..physics import add_rician_noise
 from ..profiles import Profile
 from ..profiles import profile as get_profile
 
@@ -75,7 +76,7 @@ class NoisyCrops(Dataset):
     """Noisy random crops for a denoiser: item ``i`` is ``{"noisy": y, "clean": x, "sigma": s}``
     with ``x`` a ``crop`` x ``crop`` patch (1, crop, crop) of image ``i`` at a random position,
     ``s`` drawn log-uniformly in ``sigmas = (lo, hi)``, ``s = lo (hi / lo)^u``, ``u ~ U(0, 1)`` (every
-    decade of noise as likely; a fixed level when ``lo == hi``), and ``y = x + s n``, ``n ~ N(0, I)``.
+    decade of noise as likely; a fixed level when ``lo == hi``), and ``y = |x + s n|``, ``n`` complex Gaussian (:func:`mricourse.physics.add_rician_noise`).
 
     Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and
     checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
@@ -101,5 +102,5 @@ class NoisyCrops(Dataset):
         clean = self.images[i, :, r : r + self.crop, c : c + self.crop]  # (C, crop, crop)
         lo, hi = self.sigmas
         sigma = lo * (hi / lo) ** torch.rand(())  # log-uniform in [lo, hi]
-        noisy = clean + sigma * torch.randn(clean.shape, dtype=clean.dtype)
+        noisy = add_rician_noise(clean[None], sigma)[0]  # a magnitude image's noise
         return {"noisy": noisy, "clean": clean, "sigma": sigma}

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..profiles import Presets
 
-__all__ = ["DAEConfig", "DAE", "add_gaussian_noise", "dae_step"]
+__all__ = ["DAEConfig", "DAE", "dae_step"]
 
 
 @dataclass
@@ -113,13 +113,6 @@ class DAE(nn.Module):
                 g = g + feats[i]  # the symmetric skip from h_i
             g = self.relu(g)
         return noisy + self.decoder[0](g, output_size=noisy.shape[-2:])  # the outermost skip: learn the residual
-
-
-def add_gaussian_noise(images: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``y = x + sigma n``, ``n ~ N(0, 1)``; ``sigma`` a float or a (B,) tensor of per-image levels."""
-    s = torch.as_tensor(sigma, dtype=images.dtype).reshape(-1, *([1] * (images.ndim - 1))).to(images.device)
-    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
-    return images + s * noise
 
 
 def dae_step(modules: dict, optimizers: dict, batch: dict, sigma_ref: float = 1.0) -> dict[str, float]:

@@ -21,7 +21,8 @@ from ...data.t1slices import NoisyCrops, t1_slices
 from ...gan_eval import foreground_mask
 from ...inference import predict
 from ...metrics import psnr
-from ...models.dae import DAE, DAEConfig, add_gaussian_noise, dae_step
+from ...models.dae import DAE, DAEConfig, dae_step
+from ...physics import add_rician_noise
 from ..schedules import OneCycleSchedule
 from .base import Recipe, apply_overrides, define
 
@@ -36,7 +37,7 @@ def evaluate(modules, val_set: torch.Tensor, levels=LEVELS) -> dict[str, float]:
     masks = foreground_mask(val_set)[:, None]  # (N, 1, H, W)
     out = {}
     for s in levels:
-        noisy = add_gaussian_noise(val_set, s, generator=torch.Generator().manual_seed(123))
+        noisy = add_rician_noise(val_set, s, generator=torch.Generator().manual_seed(123))
         pred = predict(modules["model"], noisy, s, batch_size=16)  # eval mode, 16 slices a call
         for name, images in (("psnr_noisy", noisy), ("psnr", pred)):
             scores = [psnr(c[m], p[m], data_range=float(c.max())) for c, p, m in zip(val_set, images, masks)]
