@@ -48,4 +48,23 @@ def test_the_training_table_shows_steps_stops_and_the_weights_hash(tmp_path, mon
     history = r.fit(progress=False)
     mc.save_results("00_toy", {"model": {"mse": 0.1}}, training={"toy model": r.report(history)})
     md = render_markdown(mc.load_results(tmp_path))
-    assert f"| toy model | toy | 1 | 20 of 20 | no | {r.weights_hash()[:16]} |" in md
+    assert "| toy model | toy | 1 | 20 of 20 | no | " in md and f" | {r.weights_hash()[:16]} |" in md
+    # its speed: steps per second, and shares of the step's time that add up to 100 %
+    t = mc.load_results(tmp_path)["00_toy"]["training"]["toy model"]
+    assert t["steps_per_s"] > 0 and abs(sum(t["time_split"].values()) - 1) < 1e-6
+    assert t["time_split"]["forward"] > 0 and t["time_split"]["optimiser"] > 0
+    row = next(line for line in md.splitlines() if line.startswith("| toy model"))
+    assert f"| {t['steps_per_s']:.2f} |" in row
+
+
+def test_speed_table_and_the_ratio_of_two_runs(tmp_path, monkeypatch):
+    from mricourse.course.report import compare_speed, speed_table
+
+    run = {"steps": 10, "seconds": 5.0, "steps_per_s": 2.0, "time_split": {"data": 0.1, "forward": 0.4, "backward and loss": 0.4, "optimiser": 0.1}}
+    before = {"02_x": {"training": {"net": run}}}
+    after = {"02_x": {"training": {"net": {**run, "steps_per_s": 3.0}, "new": {**run}}}}
+    rows = {r[0]: r for r in speed_table(after).rows}
+    assert rows["02_x / net"][3] == 3.0 and rows["02_x / net"][4:] == ["10 %", "40 %", "40 %", "10 %"]
+    cmp = compare_speed(before, after).rows
+    assert cmp == [["02_x / net", 2.0, 3.0, 1.5]]  # only models in both runs
+    assert speed_table({"03_y": {"training": {"old": {"steps": 3}}}}).rows == []  # no speed recorded: no row

@@ -200,3 +200,34 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path
     ):
         mc.fit(mc.training.fit.supervised_step(model, opt, nn.functional.mse_loss), _problem(), cfg, state={"model": model})
     assert ckpt.read_bytes() == good
+
+
+def test_step_timer_splits_a_step_and_leaves_no_hooks():
+    """fit's StepTimer: the forward pass (module hooks), the optimiser (step hooks), the data and
+    the rest, measured over every step; its hooks are removed when the run ends."""
+    import time as _time
+
+    from mricourse.training.fit import TrainConfig, fit
+
+    net = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+    class SlowData:
+        def __iter__(self):
+            while True:
+                _time.sleep(0.01)
+                yield torch.randn(8, 4)
+
+    def step(x):
+        loss = net(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item()}
+
+    h = fit(step, SlowData(), TrainConfig(steps=5, progress=False), {"model": net, "opt": opt})
+    t = h.timing
+    assert t["steps"] == 5 and t["steps_per_s"] > 0 and abs(sum(t["split"].values()) - 1) < 1e-9
+    assert t["split"]["data"] > 0.5  # 10 ms of sleep a batch against microseconds of work
+    assert t["split"]["forward"] > 0 and t["split"]["optimiser"] > 0
+    assert not net._forward_hooks and not net._forward_pre_hooks and not opt._optimizer_step_pre_hooks

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..utils import atomic_write
 from .anchors import ANCHORS, save_anchors
 from .notebooks import execute_notebook
-from .report import render_anchors, render_markdown
+from .report import compare_speed, render_anchors, render_markdown
 from .results import environment, load_results
 
 
@@ -76,6 +76,12 @@ def main(argv=None) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="the side-by-side runs against the reference code (default: on when no notebooks are named)",
+    )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="an earlier run's results.json: also report each model's steps/s after / before",
     )
     args = p.parse_args(argv)
     t_bench = time.perf_counter()
@@ -130,6 +136,8 @@ def main(argv=None) -> None:
     )
     if anchors:
         md += "\n\n" + render_anchors(anchors)
+    if args.compare:
+        md += "\n\n" + compare_speed(json.loads(args.compare.read_text())["chapters"], results).to_markdown()
     if failed:
         md += "\n\n## Failed\n\n" + "\n".join(f"- {k}: {v}" for k, v in failed.items())
     with atomic_write(args.out / "results.md") as tmp:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..training.fit import StepTimer
 from .results import load_anchors, load_results, results_dir
 from .viz import Table
 
-__all__ = ["PAPER", "summary_table", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
+__all__ = ["PAPER", "summary_table", "speed_table", "compare_speed", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
 
 #: Published figures (on the papers' real data, at full scale), shown beside ours.
 PAPER: dict[str, str] = {
@@ -94,7 +95,8 @@ def chapter_table(chapter: str, r: dict) -> Table:
 def training_table(chapter: str, r: dict) -> Table | None:
     """The chapter's trained models (``save_results(..., training=...)``, from
     :meth:`mricourse.Recipe.report`): recipe, seed, steps done of planned, whether a safety stop
-    fired, and the hash of the final weights (``mricourse train`` prints the same one)."""
+    fired, training steps per second and where a step's time goes, and the hash of the final
+    weights (``mricourse train`` prints the same one)."""
     runs = r.get("training") or {}
     if not runs:
         return None
@@ -105,11 +107,51 @@ def training_table(chapter: str, r: dict) -> Table | None:
             t.get("seed", ""),
             f"{t.get('steps', '?')} of {t.get('steps_planned', '?')}",
             t.get("stopped") or "no",
+            f"{t['steps_per_s']:.2f}" if t.get("steps_per_s") else "",
+            " / ".join(f"{100 * t['time_split'].get(k, 0):.0f}" for k in StepTimer.PARTS) if t.get("time_split") else "",
             str(t.get("weights_sha256", ""))[:16],
         ]
         for model, t in runs.items()
     ]
-    return Table(rows, ["model", "recipe", "seed", "steps", "stopped early", "weights (SHA-256)"], f"{chapter}: training")
+    return Table(
+        rows,
+        ["model", "recipe", "seed", "steps", "stopped early", "steps/s", "% data / forward / backward / optimiser", "weights (SHA-256)"],
+        f"{chapter}: training",
+    )
+
+
+def _speeds(results: dict[str, dict]) -> dict[str, dict]:
+    """``{"chapter / model": training record}`` of every trained model with a measured speed."""
+    return {
+        f"{chapter} / {model}": t
+        for chapter, r in sorted(results.items())
+        for model, t in (r.get("training") or {}).items()
+        if t.get("steps_per_s")
+    }
+
+
+def speed_table(results: dict[str, dict]) -> Table:
+    """Every trained model's training speed: steps per second, seconds, and the share of a step's
+    time spent drawing data, in the forward pass, in the losses and backward pass, and in the
+    optimiser (:class:`~mricourse.training.fit.StepTimer`)."""
+    rows = [
+        [name, t.get("steps"), round(t.get("seconds", 0.0), 1), round(t["steps_per_s"], 3)]
+        + [f"{100 * (t.get('time_split') or {}).get(k, 0.0):.0f} %" for k in StepTimer.PARTS]
+        for name, t in _speeds(results).items()
+    ]
+    return Table(rows, ["model", "steps", "seconds", "steps/s", *StepTimer.PARTS], "Training speed")
+
+
+def compare_speed(before: dict[str, dict], after: dict[str, dict]) -> Table:
+    """Steps per second of every model in two benchmark runs (``results.json``'s ``chapters``) and
+    their ratio, after / before: a change's speed-up, each run measured on one machine."""
+    old, new = _speeds(before), _speeds(after)
+    rows = [
+        [name, round(old[name]["steps_per_s"], 3), round(t["steps_per_s"], 3), round(t["steps_per_s"] / old[name]["steps_per_s"], 2)]
+        for name, t in new.items()
+        if name in old
+    ]
+    return Table(rows, ["model", "steps/s before", "steps/s after", "ratio"], "Training speed, after / before")
 
 
 def _markdown(blocks: list) -> str:
@@ -131,6 +173,8 @@ def _page_blocks(results: dict[str, dict]) -> list:
         if "environment" in r
     }
     parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results), ""]
+    if _speeds(results):
+        parts += [speed_table(results), ""]
     for chapter, r in sorted(results.items()):
         env = r.get("environment", {})
         parts += [

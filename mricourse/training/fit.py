@@ -34,6 +34,7 @@ from . import distributed
 __all__ = [
     "TrainConfig",
     "History",
+    "StepTimer",
     "NonFiniteLoss",
     "fit",
     "supervised_update",
@@ -58,10 +59,76 @@ class History(dict):
 
     steps: int = 0
     stopped: str | None = None
+    timing: dict | None = None  # set by fit: see StepTimer.summary
 
     @property
     def steps_done(self) -> int:
         return self["step"][-1] if self.get("step") else 0
+
+
+class StepTimer:
+    """Where a training step's time goes, measured without touching the step function.
+
+    ``data``: drawing the batch from the loader; ``forward``: inside the forward of the modules
+    being trained (hooks on each top-level module; a module called inside another is counted
+    once); ``optimiser``: inside ``optimizer.step()`` (the optimisers' step hooks); ``backward and
+    loss``: the rest of the step (the losses, ``backward()``, bookkeeping). Used by :func:`fit`,
+    which stores :meth:`summary` as ``History.timing``.
+    """
+
+    PARTS = ("data", "forward", "backward and loss", "optimiser")
+
+    def __init__(self, state: dict):
+        self.seconds = dict.fromkeys(("data", "forward", "step", "optimiser"), 0.0)
+        self.steps = 0
+        self._depth, self._t0, self._handles = 0, 0.0, []
+        for obj in (state or {}).values():
+            if isinstance(obj, torch.nn.Module):
+                self._handles += [obj.register_forward_pre_hook(self._enter), obj.register_forward_hook(self._leave)]
+            elif isinstance(obj, torch.optim.Optimizer):
+                self._handles += [obj.register_step_pre_hook(self._opt_enter), obj.register_step_post_hook(self._opt_leave)]
+
+    def _enter(self, *_):
+        if self._depth == 0:
+            self._t0 = time.perf_counter()
+        self._depth += 1
+
+    def _leave(self, *_):
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds["forward"] += time.perf_counter() - self._t0
+
+    def _opt_enter(self, *_):
+        self._topt = time.perf_counter()
+
+    def _opt_leave(self, *_):
+        self.seconds["optimiser"] += time.perf_counter() - self._topt
+
+    def add(self, part: str, seconds: float) -> None:
+        self.seconds[part] += seconds
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def summary(self) -> dict:
+        """``{"steps": n, "seconds": total, "steps_per_s": ..., "split": {part: fraction}}`` over the
+        steps this process ran (a resumed run counts those after the resume)."""
+        s = self.seconds
+        parts = {
+            "data": s["data"],
+            "forward": s["forward"],
+            "backward and loss": max(s["step"] - s["forward"] - s["optimiser"], 0.0),
+            "optimiser": s["optimiser"],
+        }
+        total = sum(parts.values())
+        return {
+            "steps": self.steps,
+            "seconds": total,
+            "steps_per_s": self.steps / total if total > 0 else 0.0,
+            "split": {k: (v / total if total > 0 else 0.0) for k, v in parts.items()},
+        }
 
 
 @dataclass
@@ -245,19 +312,26 @@ def fit(
         _restore_local(local[distributed.rank()], local_state)
     show = cfg.progress and distributed.is_main()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not show, desc="training")
+    timer = StepTimer(state)
     for i in bar:
+        t_data = time.perf_counter()
         try:
             batch = next(it)
         except StopIteration:
             epoch += 1
             it = _epoch_iter(loader, epoch)
             batch = next(it)
+        t_step = time.perf_counter()
+        timer.add("data", t_step - t_data)
         losses = step(batch)
+        timer.add("step", time.perf_counter() - t_step)
+        timer.steps += 1
         done = i + 1
         for k, v in losses.items():
             v = float(v)
             if not math.isfinite(v):
                 bar.close()
+                timer.close()
                 kept = _kept(cfg.checkpoint)
                 raise NonFiniteLoss(
                     f"training stopped at step {done}: the loss {k!r} is {v} ({kept}); lower the learning rate, "
@@ -296,6 +370,8 @@ def fit(
                 print(f"WARNING: {history.stopped}", flush=True)
             break
     bar.close()
+    timer.close()
+    history.timing = timer.summary()
     if cfg.checkpoint and history["step"]:
         _check_finite_weights(state, history["step"][-1], cfg.checkpoint)
         save_checkpoint(cfg.checkpoint, state, history["step"][-1], history, config, local_state)

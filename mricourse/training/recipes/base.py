@@ -131,7 +131,11 @@ class Recipe:
 
     def report(self, history: History) -> dict:
         """What a results file records of a run: recipe, seed, steps done and planned, the
-        safety stop if it fired, seconds, and the hash of the final weights."""
+        safety stop if it fired, seconds, the hash of the final weights, and its speed: training
+        steps per second and the share of a step's time spent drawing data, in the forward pass,
+        in the losses and backward pass, and in the optimiser (``History.timing``, from
+        :class:`~mricourse.training.fit.StepTimer`)."""
+        timing = history.timing or {}
         return {
             "recipe": self.name,
             "seed": self.seed,
@@ -140,6 +144,8 @@ class Recipe:
             "stopped": history.stopped,
             "seconds": history["time"][-1] if history.get("time") else 0.0,
             "weights_sha256": self.weights_hash(),
+            "steps_per_s": timing.get("steps_per_s"),
+            "time_split": timing.get("split"),
         }
 
     def weights_hash(self) -> str:
