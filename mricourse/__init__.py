@@ -35,6 +35,7 @@ from .course.checks import (
 from .course.results import Stopwatch, load_results, save_results, start_chapter
 from .course.viz import Table, compare_table, plot_history, show, show_flow, show_kspace, show_labels
 from .data import (
+    CINE_ACQUISITION,
     CINE_LABELS,
     CineCrops,
     FastMRISlices,

@@ -155,3 +155,28 @@ def test_cine_crops_draw_from_torchs_generator():
     assert any(torch.equal(x, r) for r in rows)  # a band of read-out rows, the heart beat rolled
     with pytest.raises(TypeError):
         mc.CineCrops(images.abs(), crop=8, center_lines=2)
+
+
+def test_acquisition_from_a_finer_grid_with_complex_noise():
+    """The data set's acquisition: k-space of an object rendered on a finer grid (not the
+    reconstruction's grid), truncated; complex noise of the requested level; labels on the output
+    grid; still deterministic."""
+    plain = cine_subject(3, 1, size=48, frames=4, fov=0.6)
+    fine = cine_subject(3, 1, size=48, frames=4, fov=0.6, oversample=2)
+    assert fine.image.shape == plain.image.shape and fine.labels.shape == plain.labels.shape
+    assert 0.9 < float(fine.labels.eq(plain.labels).float().mean())  # the same anatomy on the same grid
+    # truncated, not band-limited by construction: the finer object's k-space has energy beyond the grid's
+    k = mc.fft2c(cine_subject(3, 1, size=96, frames=1, fov=0.6).image[0]).abs() ** 2
+    assert float(k.sum() - k[24:72, 24:72].sum()) > 1e-4 * float(k.sum())
+    noisy = cine_subject(3, 1, size=48, frames=4, fov=0.6, oversample=2, noise=0.02)
+    assert noisy.params["noise"] == 0.02
+    diff = noisy.image - fine.image
+    assert abs(float(diff.real.std()) - 0.02) < 0.002 and abs(float(diff.imag.std()) - 0.02) < 0.002
+    drawn = [cine_subject(3, i, size=32, frames=2, fov=0.6, noise=(0.01, 0.03)).params["noise"] for i in range(4)]
+    assert all(0.01 <= d <= 0.03 for d in drawn) and len(set(drawn)) == 4
+    again = cine_subject(3, 1, size=48, frames=4, fov=0.6, oversample=2, noise=0.02)
+    assert torch.equal(noisy.image, again.image)
+    with pytest.raises(ValueError, match="oversample"):
+        cine_subject(0, 0, size=32, oversample=0)
+    with pytest.raises(ValueError, match="noise"):
+        cine_subject(0, 0, size=32, noise=(0.03, 0.01))

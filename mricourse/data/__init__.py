@@ -4,7 +4,7 @@ sets written to ``$MRICOURSE_DATA`` (``ensure_dataset``, ``data_scripts/make_dat
 
 from .atlas import TISSUE_NAMES, Atlas, load_atlas
 from .brain import CONTRASTS, Subject, make_subject, synthesize
-from .cine import CARDIAC_TISSUES, CINE_LABELS, CineSubject, cine_sequences, cine_subject, contraction
+from .cine import CARDIAC_TISSUES, CINE_ACQUISITION, CINE_LABELS, CineSubject, cine_sequences, cine_subject, contraction
 from .cine_sets import CineCrops, load_cine
 from .datasets import BratsVolumes, FastMRISlices, NiftiVolumes, RegistrationPairs, SliceData, VarNetTransform, crop_readout
 from .fastmri import check_fastmri_file, read_fastmri, write_fastmri
@@ -21,6 +21,7 @@ from .tumour import BRATS_LABELS
 
 __all__ = [
     "CARDIAC_TISSUES",
+    "CINE_ACQUISITION",
     "CINE_LABELS",
     "CineSubject",
     "cine_sequences",

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..fft import fft2c, ifft2c
 from ..signal import Tissue, bssfp, tissue
 from .fields import bias_field, rng_for, smooth_noise, torch_generator
 
-__all__ = ["CARDIAC_TISSUES", "CINE_LABELS", "FOV_MM", "CineSubject", "contraction", "cine_subject", "cine_sequences"]
+__all__ = ["CARDIAC_TISSUES", "CINE_ACQUISITION", "CINE_LABELS", "FOV_MM", "CineSubject", "contraction", "cine_subject", "cine_sequences"]
 
 CARDIAC_TISSUES: dict[str, Tissue] = {
     "blood": Tissue(1441, 290, 0.9),
@@ -59,6 +60,10 @@ CINE_LABELS: dict[str, int] = {
 }
 
 BSSFP = dict(tr=3.0, flip=60.0)  # ms, degrees
+#: how the course's ``cine`` data set is acquired (:func:`cine_subject`'s ``oversample`` and ``noise``):
+#: k-space of an object rendered twice as finely, and complex noise of 1-3 % of the brightest
+#: tissue (an SNR of about 30-100 in the blood pool, as bSSFP cine at 1.5 T)
+CINE_ACQUISITION = dict(oversample=2, noise=[0.01, 0.03])
 FOV_MM = 380.0  # field of view at fov = 1 (the normalised image spans [-1, 1], the chest about +-0.85)
 
 
@@ -154,6 +159,9 @@ def _geometry(rng: np.random.Generator) -> dict:
         jitter=rng.uniform(0.93, 1.07, size=(len(CARDIAC_TISSUES), 2)),  # T1, T2 factors
         vessels=rng.uniform(size=(14, 3)),  # lung vessels: position in the lung, size
         phase=rng.normal(0, 1, size=6),  # smooth background phase coefficients
+        flow=u(0.05, 0.15),  # the blood pools darken by this fraction in systole (inflow, flow dephasing)
+        trabeculae=rng.uniform(size=(10, 2)),  # small muscle bundles at the LV endocardium: angle, size
+        noise_draw=u(0, 1),  # where this subject's noise level lies in an acquisition's range
     )
     p["systole"] = min(0.38 * math.sqrt(60 / p["heart_rate"]), 0.5)  # ~380 ms at 60 bpm
     return p
@@ -254,9 +262,14 @@ def _render(
     )
     paint(env, sig["fat"], L["soft_tissue"])
     paint(_sdf_ellipse(u, v, rcx, rcy, ra + wall, rb + wall, p["rv_angle"]), sig["myocardium"], L["soft_tissue"])
-    paint(_sdf_ellipse(u, v, rcx, rcy, ra, rb, p["rv_angle"]), sig["blood"], L["rv"])
+    pool_signal = sig["blood"] * (1 - p["flow"] * c)  # (T, 1, 1)
+    paint(_sdf_ellipse(u, v, rcx, rcy, ra, rb, p["rv_angle"]), pool_signal, L["rv"])
     myo = paint(_sdf_circle(u, v, zero, zero, r_epi), sig["myocardium"], L["myocardium"])
-    pool = paint(_sdf_circle(u, v, zero, zero, r_endo), sig["blood"], L["lv"])
+    pool = paint(_sdf_circle(u, v, zero, zero, r_endo), pool_signal, L["lv"])
+    for a, size in p["trabeculae"]:  # trabeculae: sub-pixel to pixel-sized, on the endocardium
+        rt = 0.004 + 0.008 * size
+        a = 2 * math.pi * a
+        paint(_sdf_circle(u, v, (r_endo - 0.5 * rt) * math.cos(a), (r_endo - 0.5 * rt) * math.sin(a), rt), sig["myocardium"], L["papillary"])
     for a in p["pap_angles"]:
         rp = p["pap_radius"]
         paint(
@@ -279,6 +292,8 @@ def cine_subject(
     fov: float = 1.0,
     breathing: bool = False,
     lesion: bool = False,
+    oversample: int = 1,
+    noise: float | tuple[float, float] = 0.0,
 ) -> CineSubject:
     """Cine sequence of subject ``index`` drawn from ``seed`` (deterministic).
 
@@ -290,25 +305,54 @@ def cine_subject(
         breathing: free breathing (heart, liver, lungs and chest wall move with respiration);
             otherwise a breath-hold.
         lesion: a small bright (oedematous) spot in the LV myocardium that moves with the wall.
+        oversample: render the anatomy on a grid this many times finer and keep only the central
+            ``size`` of its k-space, as a scanner samples the k-space of a continuous object: partial
+            volume and truncation (Gibbs) ringing come from the acquisition, and the image is not
+            the one a reconstruction's own forward model would make (no "inverse crime").
+            1: the image is rendered on the output grid (a 1.2-pixel edge ramp).
+        noise: complex Gaussian noise of this standard deviation per real and imaginary part
+            (relative to the image's brightest tissue, about 1), added to the k-space (so the
+            magnitude image is Rician), or a range ``(low, high)``: each subject's level drawn
+            log-uniformly in it.
+    :data:`CINE_ACQUISITION` holds the settings of the course's ``cine`` data set.
     """
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    lo, hi = (noise, noise) if isinstance(noise, (int, float)) else tuple(noise)
     if min(h, w) < 16 or frames < 1 or not 0.2 <= fov <= 2:
         raise ValueError(
             f"cine_subject: expected a size of at least 16 pixels, frames >= 1 and fov in [0.2, 2], got size {size!r}, "
             f"frames {frames!r}, fov {fov!r}"
         )
+    if not isinstance(oversample, (int, np.integer)) or oversample < 1 or not 0 <= lo <= hi:
+        raise ValueError(
+            f"cine_subject: expected an integer oversample >= 1 and a noise level (or range low <= high) >= 0, "
+            f"got oversample {oversample!r}, noise {noise!r}"
+        )
     rng = rng_for(seed, index, 7)
     p = _geometry(rng)
-    mag, lab = _render(p, frames, (h, w), fov, breathing, lesion)
+    o = int(oversample)
+    fh, fw = h * o, w * o
+    mag, lab = _render(p, frames, (fh, fw), fov, breathing, lesion)
     gen = torch_generator(rng)
-    texture = 1 + 0.06 * smooth_noise((h, w), spacing=max(h, w) / 24 / fov, generator=gen)[0]  # (1, H, W)
-    shading = bias_field((h, w), 0.15, gen)[0]
+    coarse = smooth_noise((fh, fw), spacing=o * max(h, w) / 24 / fov, generator=gen)[0]  # (1, fH, fW)
+    fine = smooth_noise((fh, fw), spacing=1.5 * o, generator=gen)[0] if o > 1 else 0.0  # tissue grain
+    texture = 1 + 0.06 * coarse + 0.04 * fine
+    shading = bias_field((fh, fw), 0.15, gen)[0]
     mag = mag * texture * shading
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, fh), torch.linspace(-1, 1, fw), indexing="ij")
     a = p["phase"]
     phase = 0.3 * a[0] + 0.8 * (a[1] * xx + a[2] * yy) + 0.5 * (a[3] * xx * yy + a[4] * xx**2 + a[5] * yy**2)
-    image = mag * torch.exp(1j * phase.float())  # (T, H, W) complex64
-    image = image / float(np.percentile(mag.numpy(), 99.5))
+    image = mag * torch.exp(1j * phase.float())  # (T, fH, fW) complex64
+    if o > 1:  # the central (h, w) of the fine image's k-space; centred FFT: fine index fH // 2 is coarse h // 2
+        r0, c0 = fh // 2 - h // 2, fw // 2 - w // 2
+        image = ifft2c(fft2c(image)[..., r0 : r0 + h, c0 : c0 + w]) / o  # same intensities
+        lab = lab[..., fh // 2 - o * (h // 2) :: o, fw // 2 - o * (w // 2) :: o][..., :h, :w].contiguous()
+    image = image / float(np.percentile(image.abs().numpy(), 99.5))
+    if hi > 0:
+        level = lo * (hi / lo) ** p["noise_draw"] if lo > 0 else lo + (hi - lo) * p["noise_draw"]
+        n = torch.randn((2, *image.shape), generator=gen)
+        image = image + level * torch.complex(n[0], n[1])
+        p["noise"] = float(level)
     return CineSubject(image.to(torch.complex64), lab, p["heart_rate"], 60_000.0 / p["heart_rate"], p)
 
 
@@ -321,16 +365,19 @@ def cine_sequences(
     breathing: bool = False,
     lesion: bool = False,
     start: int = 0,
+    oversample: int = 1,
+    noise: float | tuple[float, float] = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A batch of cine sequences from distinct subjects ``start .. start + n_subjects - 1``.
 
     Returns ``dict(images=(N, T, H, W) complex64, labels=(N, T, H, W) int16, subject=(N,) int64,
     heart_rate=(N,) float32)``. Subject ``i`` depends only on ``(seed, i)``: disjoint seeds or
-    index ranges give train / validation / test splits by subject.
+    index ranges give train / validation / test splits by subject. ``oversample`` and ``noise``: the
+    acquisition, as in :func:`cine_subject` (``**CINE_ACQUISITION``: the course's data set).
     """
     if n_subjects < 1:
         raise ValueError(f"cine_sequences: expected n_subjects >= 1, got {n_subjects}")
-    subs = [cine_subject(seed, start + i, size, frames, fov, breathing, lesion) for i in range(n_subjects)]
+    subs = [cine_subject(seed, start + i, size, frames, fov, breathing, lesion, oversample, noise) for i in range(n_subjects)]
     return dict(
         images=torch.stack([s.image for s in subs]),
         labels=torch.stack([s.labels for s in subs]),

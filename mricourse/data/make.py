@@ -39,7 +39,7 @@ import numpy as np
 from ..files import file_lock
 from ..profiles import profile as get_profile
 from .brain import make_subject
-from .cine import FOV_MM, cine_subject
+from .cine import CINE_ACQUISITION, FOV_MM, cine_subject
 from .fastmri import ACQUISITIONS, write_fastmri
 from .kspace import multicoil_kspace
 from .nifti import ixi_name, write_brats_case, write_nifti
@@ -286,21 +286,26 @@ def _fastmri(
 @register(
     "cine",
     {
-        "smoke": dict(train=4, val=1, test=2, size=32, frames=8, fov=0.6),
-        "cpu": dict(train=40, val=2, test=6, size=64, frames=16, fov=0.6),
-        "gpu": dict(train=300, val=10, test=20, size=128, frames=20, fov=0.7),
+        "smoke": dict(train=4, val=1, test=2, size=32, frames=8, fov=0.6, **CINE_ACQUISITION),
+        "cpu": dict(train=40, val=2, test=6, size=64, frames=16, fov=0.6, **CINE_ACQUISITION),
+        "gpu": dict(train=300, val=10, test=20, size=128, frames=20, fov=0.7, **CINE_ACQUISITION),
     },
 )
-def _cine(folder: Path, train: int, val: int, test: int, size: int, frames: int, fov: float, seed: int) -> list[Path]:
-    """Fully sampled single-coil cine k-space (T, H, W) per subject; undersample it with ``mc.kt_mask``."""
+def _cine(
+    folder: Path, train: int, val: int, test: int, size: int, frames: int, fov: float, seed: int, oversample: int = 1, noise=0.0
+) -> list[Path]:
+    """Fully sampled single-coil cine k-space (T, H, W) per subject, acquired with
+    ``oversample`` and ``noise`` (:func:`~mricourse.data.cine.cine_subject`; the profiles use
+    :data:`~mricourse.data.cine.CINE_ACQUISITION`: from a finer grid, with complex noise);
+    undersample it with ``mc.kt_mask``."""
     from ..fft import fft2c
 
     files, start = [], 0
     for split, n in (("singlecoil_train", train), ("singlecoil_val", val), ("singlecoil_test", test)):
         for i in range(start, start + n):  # distinct subjects per split
-            s = cine_subject(seed, i, size, frames, fov)
+            s = cine_subject(seed, i, size, frames, fov, oversample=oversample, noise=noise)
             name = f"file_cine_{seed:03d}{i:05d}"
-            attrs = {"frames": frames, "heart_rate": s.heart_rate, "rr_ms": s.rr, "subject": i}
+            attrs = {"frames": frames, "heart_rate": s.heart_rate, "rr_ms": s.rr, "subject": i, "noise": s.params.get("noise", 0.0)}
             files.append(
                 write_fastmri(
                     folder / split / f"{name}.h5",
