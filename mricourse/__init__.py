@@ -18,7 +18,15 @@ imports only from its own layer and those below; ``tests/test_layout.py`` checks
 from __future__ import annotations
 
 from ._version import __version__
-from .baselines import cg_sense, classical_denoise, compressed_sensing, espirit_maps, kt_compressed_sensing, tune_denoiser
+from .baselines import (
+    bm3d_denoise,
+    cg_sense,
+    classical_denoise,
+    compressed_sensing,
+    espirit_maps,
+    kt_compressed_sensing,
+    tune_denoiser,
+)
 from .course import report
 from .course.checks import (
     CheckFailed,

@@ -23,8 +23,10 @@ k-t SPARSE: high frame rate dynamic MRI exploiting spatio-temporal sparsity, ISM
 
 Image-domain baselines: ``intensity_mapping`` (contrast translation by histogram matching) and
 ``classical_denoise`` / ``tune_denoiser`` (Gaussian smoothing, total variation and non-local means
-from scikit-image, with their strength tuned on validation images; Buades et al., A non-local
-algorithm for image denoising, CVPR 2005).
+from scikit-image, and BM3D from the ``bm3d`` package, ``bm3d_denoise``; each with its strength
+tuned on validation images; Buades et al., A non-local algorithm for image denoising, CVPR 2005;
+Dabov et al., Image denoising by sparse 3-D transform-domain collaborative filtering, IEEE
+Trans. Image Process. 16 (2007)).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "acs_width",
     "intensity_mapping",
     "DENOISERS",
+    "bm3d_denoise",
     "classical_denoise",
     "tune_denoiser",
 ]
@@ -324,30 +327,91 @@ def kt_compressed_sensing(
 DENOISERS = {
     "gaussian": "skimage.filters.gaussian, standard deviation = strength (pixels)",
     "tv": "skimage.restoration.denoise_tv_chambolle, weight = strength x sigma",
-    "nlm": "skimage.restoration.denoise_nl_means (patch 5, search 13x13), h = strength x sigma",
+    "nlm": "skimage.restoration.denoise_nl_means (patch_size 5, patch_distance 6: a 13x13 search), h = strength x sigma",
+    "bm3d": "bm3d.bm3d (profile 'np', both stages), sigma_psd = strength x sigma",
 }
 
+#: the settings besides ``strength`` that :func:`classical_denoise` passes on, per method
+_OPTIONS = {"gaussian": (), "tv": (), "nlm": ("patch_size", "patch_distance"), "bm3d": ()}
 
-def classical_denoise(noisy: torch.Tensor, method: str = "nlm", strength: float = 1.0, sigma=None) -> torch.Tensor:
+
+def _require_images(x, name: str) -> None:
+    """Real, finite images (N, 1, H, W) as a tensor, or a TypeError / ValueError naming them."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 1 or x.is_complex():
+        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name}: expected real images (N, 1, H, W) as a tensor, got {got}")
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name}: expected finite images, got {bad} NaN or infinite pixels in {tuple(x.shape)}")
+
+
+def _sigmas(sigma, n: int, name: str) -> np.ndarray:
+    """``sigma`` (a float or one per image) as n positive floats, or a ValueError."""
+    sig = np.asarray(sigma.detach().cpu() if isinstance(sigma, torch.Tensor) else sigma, dtype=np.float64).reshape(-1)
+    if sig.size not in (1, n) or not np.all(np.isfinite(sig)) or not np.all(sig > 0):
+        raise ValueError(f"{name}: expected a noise level sigma > 0, one float or one per image ({n}), got {sig.tolist()}")
+    return np.broadcast_to(sig, (n,))
+
+
+def bm3d_denoise(noisy: torch.Tensor, sigma_psd) -> torch.Tensor:
+    """BM3D (Dabov et al. 2007) of real images (N, 1, H, W), one at a time (``bm3d.bm3d``).
+
+    Each 8 x 8 block is stacked with the blocks of the image most like it (block matching); the
+    3-D stack is transformed, its small coefficients set to zero (hard thresholding) and
+    transformed back, and the overlapping estimates are averaged; a second pass repeats the
+    grouping on that estimate and shrinks the noisy stacks by Wiener filtering instead.
+
+    Args:
+        noisy: (N, 1, H, W) real, finite, H and W at least 16.
+        sigma_psd: the standard deviation of the additive white Gaussian noise BM3D assumes, a
+            float or one per image. A magnitude image's noise is Rician, not Gaussian: tune it on
+            validation images (:func:`tune_denoiser` with ``method="bm3d"`` searches
+            ``sigma_psd = strength x sigma``).
+
+    Returns:
+        (N, 1, H, W), the dtype and device of ``noisy``.
+    """
+    try:
+        import bm3d
+    except ImportError as e:  # a core dependency: only a hand-made environment lacks it
+        raise ImportError("bm3d_denoise needs the bm3d package, a dependency of mricourse: pip install bm3d") from e
+
+    _require_images(noisy, "bm3d_denoise")
+    h, w = noisy.shape[-2:]
+    if min(h, w) < 16:  # bm3d needs room for its 8 x 8 blocks (an 8 x 8 image crashes the library)
+        raise ValueError(f"bm3d_denoise: expected images of at least 16 x 16 pixels (N, 1, H, W), got {tuple(noisy.shape)}")
+    sig = _sigmas(sigma_psd, len(noisy), "bm3d_denoise")
+    out = [bm3d.bm3d(img, float(s)) for img, s in zip(noisy[:, 0].detach().cpu().double().numpy(), sig)]
+    return torch.from_numpy(np.stack(out))[:, None].to(noisy.dtype).to(noisy.device)
+
+
+def classical_denoise(noisy: torch.Tensor, method: str = "nlm", strength: float = 1.0, sigma=None, **options) -> torch.Tensor:
     """Denoise real images (N, 1, H, W) one at a time with a classical filter (see :data:`DENOISERS`).
 
-    ``sigma`` is the noise standard deviation (a float or one per image); total variation and
-    non-local means scale with it, so one ``strength`` suits every noise level roughly, and
-    :func:`tune_denoiser` finds the best one per level. Non-local means is given ``sigma`` too
-    (its fast mode then subtracts the expected patch distance of pure noise).
+    ``sigma`` is the noise standard deviation (a float or one per image); total variation,
+    non-local means and BM3D scale with it, so one ``strength`` suits every noise level roughly,
+    and :func:`tune_denoiser` finds the best one per level. Non-local means is given ``sigma`` too
+    (its fast mode then subtracts the expected patch distance of pure noise). ``options``:
+    non-local means' ``patch_size`` and ``patch_distance`` (pixels).
     """
     from scipy import ndimage
     from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
     if method not in DENOISERS:
         raise ValueError(f"classical_denoise: expected method one of {sorted(DENOISERS)}, got {method!r}")
-    if not isinstance(noisy, torch.Tensor) or noisy.ndim != 4 or noisy.shape[1] != 1 or noisy.is_complex():
-        got = f"{noisy.dtype} {tuple(noisy.shape)}" if isinstance(noisy, torch.Tensor) else type(noisy).__name__
-        raise TypeError(f"classical_denoise: expected real images (N, 1, H, W) as a tensor, got {got}")
+    _require_images(noisy, "classical_denoise")
+    unknown = set(options) - set(_OPTIONS[method])
+    if unknown:
+        raise ValueError(
+            f"classical_denoise: method {method!r} takes the options {list(_OPTIONS[method]) or 'none'}, got {sorted(unknown)}"
+        )
     if method != "gaussian" and sigma is None:
         raise ValueError(f"classical_denoise: method {method!r} needs the noise level sigma")
     n = len(noisy)
-    sig = np.broadcast_to(np.asarray(0.0 if sigma is None else sigma, dtype=np.float64).reshape(-1), (n,))
+    sig = np.zeros(n) if sigma is None else _sigmas(sigma, n, "classical_denoise")
+    if method == "bm3d":
+        return bm3d_denoise(noisy, strength * sig)
+    nlm = {"patch_size": 5, "patch_distance": 6, **options}
     out = []
     for img, s in zip(noisy[:, 0].detach().cpu().double().numpy(), sig):
         if method == "gaussian":
@@ -355,28 +419,51 @@ def classical_denoise(noisy: torch.Tensor, method: str = "nlm", strength: float 
         elif method == "tv":
             den = denoise_tv_chambolle(img, weight=strength * s)
         else:
-            den = denoise_nl_means(img, patch_size=5, patch_distance=6, h=strength * s, sigma=s, fast_mode=True)
+            den = denoise_nl_means(img, h=strength * s, sigma=s, fast_mode=True, **nlm)
         out.append(torch.from_numpy(np.ascontiguousarray(den)))
     return torch.stack(out)[:, None].to(noisy.dtype).to(noisy.device)
 
 
 def tune_denoiser(
-    noisy: torch.Tensor, clean: torch.Tensor, method: str, strengths, sigma=None, masks=None
+    noisy: torch.Tensor, clean: torch.Tensor, method: str, strengths, sigma=None, masks=None, widen: int = 0, **options
 ) -> tuple[float, dict[float, float]]:
     """The ``strength`` of :func:`classical_denoise` with the best mean PSNR on validation images:
-    ``(best, {strength: mean psnr})``. PSNR per image (``mc.psnr``, data range = the clean image's
-    maximum), over the pixels of ``masks`` (N, 1, H, W) bool if given. Tune on validation images,
-    never on the test set."""
+    ``(best, {strength: mean psnr})``, the scores in increasing strength. PSNR per image
+    (``mc.psnr``, data range = the clean image's maximum), over the pixels of ``masks``
+    (N, 1, H, W) bool if given. Tune on validation images, never on the test set.
+
+    A best strength at the edge of the grid may not be the best there is: ``widen`` times at most,
+    the grid then grows by one value beyond that edge (a geometric step, the ratio of the two
+    outermost strengths there; positive strengths). If the best is still at an edge, the grid was
+    too narrow. ``options`` (e.g. ``patch_size=7``) are passed on to :func:`classical_denoise`."""
     from .metrics import psnr
 
     if noisy.shape != clean.shape:
         raise ValueError(
             f"tune_denoiser: expected noisy and clean of one shape, got {tuple(noisy.shape)} and {tuple(clean.shape)}"
         )
+    grid = sorted({float(s) for s in strengths})
+    if not grid or (widen and (len(grid) < 2 or grid[0] <= 0)):
+        raise ValueError(f"tune_denoiser: expected strengths (at least 2, all > 0 to widen), got {list(strengths)}")
     if masks is None:
         masks = torch.ones_like(clean, dtype=torch.bool)
     scores = {}
-    for s in strengths:
-        den = classical_denoise(noisy, method, float(s), sigma)
-        scores[float(s)] = float(np.mean([psnr(c[m], d[m], data_range=float(c.max())) for c, d, m in zip(clean, den, masks)]))
+
+    def score(s: float) -> None:
+        den = classical_denoise(noisy, method, s, sigma, **options)
+        scores[s] = float(np.mean([psnr(c[m], d[m], data_range=float(c.max())) for c, d, m in zip(clean, den, masks)]))
+
+    for s in grid:
+        score(s)
+    for _ in range(widen):
+        best = max(scores, key=scores.get)
+        if best == grid[0]:
+            grid.insert(0, grid[0] * grid[0] / grid[1])
+            score(grid[0])
+        elif best == grid[-1]:
+            grid.append(grid[-1] * grid[-1] / grid[-2])
+            score(grid[-1])
+        else:
+            break
+    scores = {s: scores[s] for s in grid}
     return max(scores, key=scores.get), scores
