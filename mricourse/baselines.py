@@ -359,7 +359,9 @@ def bm3d_denoise(noisy: torch.Tensor, sigma_psd) -> torch.Tensor:
     Each 8 x 8 block is stacked with the blocks of the image most like it (block matching); the
     3-D stack is transformed, its small coefficients set to zero (hard thresholding) and
     transformed back, and the overlapping estimates are averaged; a second pass repeats the
-    grouping on that estimate and shrinks the noisy stacks by Wiener filtering instead.
+    grouping on that estimate and shrinks the noisy stacks by Wiener filtering instead. The
+    library's default profile (``'np'``) on one thread: its threads change the last bits of the
+    result from run to run, and on two cores they hardly save time.
 
     Args:
         noisy: (N, 1, H, W) real, finite, H and W at least 16.
@@ -381,7 +383,9 @@ def bm3d_denoise(noisy: torch.Tensor, sigma_psd) -> torch.Tensor:
     if min(h, w) < 16:  # bm3d needs room for its 8 x 8 blocks (an 8 x 8 image crashes the library)
         raise ValueError(f"bm3d_denoise: expected images of at least 16 x 16 pixels (N, 1, H, W), got {tuple(noisy.shape)}")
     sig = _sigmas(sigma_psd, len(noisy), "bm3d_denoise")
-    out = [bm3d.bm3d(img, float(s)) for img, s in zip(noisy[:, 0].detach().cpu().double().numpy(), sig)]
+    settings = bm3d.BM3DProfile()  # the default profile, 'np'
+    settings.num_threads = 1  # the same input gives the same output
+    out = [bm3d.bm3d(img, float(s), profile=settings) for img, s in zip(noisy[:, 0].detach().cpu().double().numpy(), sig)]
     return torch.from_numpy(np.stack(out))[:, None].to(noisy.dtype).to(noisy.device)
 
 
