@@ -94,7 +94,17 @@ from .models.vox2vox import Vox2VoxConfig, Vox2VoxGenerator, largest_component, 
 from .models.voxelmorph import VoxelMorph, VoxelMorphConfig, VoxelMorphUNet, voxelmorph_loss, voxelmorph_step
 from .physics import MultiCoilMRI, add_noise, add_rician_noise, adjointness_error, coil_maps, g_factor, rss, zero_filled
 from .profiles import profile
-from .registration import IterativeConfig, elastix_available, iterative_register, score_registration
+from .registration import (
+    AntsConfig,
+    ElastixConfig,
+    IterativeConfig,
+    ants_register,
+    elastix_available,
+    elastix_parameter_maps,
+    elastix_register,
+    iterative_register,
+    score_registration,
+)
 from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue
 from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp
 from .training import recipes
