@@ -115,3 +115,14 @@ def test_masks_come_from_seeded_streams():
     """No mask is drawn from the operating system's entropy: two functions built alike draw alike."""
     a, b = mc.MaskFunc("random", (0.08,), (4,)), mc.MaskFunc("random", (0.08,), (4,))
     assert all(torch.equal(a(64)[0], b(64)[0]) for _ in range(3))
+
+
+def test_cli_records_the_speed_and_writes_the_profiler_table(tmp_path):
+    """``mricourse train`` records steps per second and the split of a step in metrics.json;
+    ``--torch-profile`` also writes torch's table of the operators that took the most time."""
+    out = tmp_path / "run"
+    assert main(["train", "toy", "--profile", "smoke", "--steps", "4", "--out", str(out), "--torch-profile"]) == 0
+    speed = json.loads((out / "metrics.json").read_text())["speed"]
+    assert speed["steps"] == 4 and speed["steps_per_s"] > 0 and abs(sum(speed["split"].values()) - 1) < 1e-6
+    table = (out / "profile.txt").read_text()
+    assert "Self CPU" in table and "aten::" in table

@@ -14,6 +14,7 @@ data); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -62,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast) on GPUs")
     t.add_argument("--stop-after", type=int, default=None, help="pause after this step; run the same command again to continue")
     t.add_argument("--fresh", action="store_true", help="start from step 0 instead of resuming from --out's checkpoint")
+    t.add_argument(
+        "--torch-profile",
+        action="store_true",
+        help="run under torch's profiler; write the operators that took the most time to --out/profile.txt",
+    )
     t.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 
@@ -184,16 +190,18 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
 
         r.update = autocast_update
     wrapped = {k: distributed.wrap(m) for k, m in r.modules.items()}
-    history = r.fit(
-        wrapped,
-        time_budget=args.time_budget,
-        checkpoint=str(args.out / "checkpoint.pt"),
-        checkpoint_every=args.checkpoint_every,
-        resume=not args.fresh,
-        stop_after=args.stop_after,
-        progress=sys.stderr.isatty(),
-        log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
-    )
+    profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.torch_profile else None
+    with profiler or contextlib.nullcontext():
+        history = r.fit(
+            wrapped,
+            time_budget=args.time_budget,
+            checkpoint=str(args.out / "checkpoint.pt"),
+            checkpoint_every=args.checkpoint_every,
+            resume=not args.fresh,
+            stop_after=args.stop_after,
+            progress=sys.stderr.isatty(),
+            log_lines=not sys.stderr.isatty(),  # batch jobs and torchrun: one line per log step
+        )
     gathered = distributed.all_gather_object([_checksum(m) for m in r.modules.values()])
     result = {
         "task": args.task,
@@ -207,8 +215,14 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
         "weights_sha256": r.weights_hash(),
         "final_loss": {k: v[-1] for k, v in history.items() if k not in ("step", "time") and v},
         "replicas_identical": all(g == gathered[0] for g in gathered),
+        "speed": history.timing,  # steps per second and where a step's time goes
     }
     if distributed.is_main():
+        if profiler is not None:
+            table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+            with atomic_write(args.out / "profile.txt") as tmp:
+                tmp.write_text(table)
+            print(table, file=sys.stderr)
         if r.evaluate is not None:
             result["metrics"] = r.evaluate(r.modules, r.val_set)
         _write_json(args.out / "config.json", r.record())
