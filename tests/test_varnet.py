@@ -278,6 +278,28 @@ def test_varnet_transform(tmp_path):
     assert batch["masked_kspace"].shape == (2, 4, 64, 32) and batch["mask"].shape == (2, 1, 1, 32)
 
 
+def test_varnet_transform_band_is_an_exact_smaller_problem(tmp_path):
+    """A training band: the k-space of a band of the image's rows (the read-out is fully sampled)
+    and the same rows of the target, at a height drawn from torch's generator."""
+    _write_volumes(tmp_path, oversample=2)
+    masks = mc.MaskFunc("equispaced", (0.08,), (4,))
+    raw = mc.FastMRISlices(tmp_path)[0]
+    full = mc.data.crop_readout(raw["kspace"], 32)  # (coils, 32, 32)
+    banded = mc.FastMRISlices(tmp_path, transform=mc.VarNetTransform(masks, readout_crop=True, band=16))
+    torch.manual_seed(3)
+    s = banded[0]
+    torch.manual_seed(3)
+    top = int(torch.randint(32 - 16 + 1, ()))
+    assert s["masked_kspace"].shape == (4, 16, 32) and s["target"].shape == (16, 32)
+    torch.testing.assert_close(s["target"], raw["target"][top : top + 16])
+    band = mc.fft2c(mc.ifft2c(full)[:, top : top + 16])  # the k-space of those rows, by 2D transforms
+    torch.testing.assert_close(s["masked_kspace"], band * s["mask"][0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="band"):
+        mc.VarNetTransform(masks, band=16)  # needs readout_crop
+    with pytest.raises(ValueError, match="band"):
+        mc.VarNetTransform(masks, readout_crop=True, band=4)
+
+
 def test_pipeline_parity_with_fastmri(tmp_path):
     """Our files through FastMRISlices + VarNetTransform and through fastmri's SliceDataset +
     VarNetDataTransform give the same masked k-space, mask, centre width and target."""

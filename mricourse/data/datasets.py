@@ -116,10 +116,17 @@ class VarNetTransform:
             its seed drawn from torch's generator (seeded and checkpointed by ``fit``).
         readout_crop: remove the read-out oversampling first (:func:`crop_readout`): the network
             then works on the target's rows only, half the compute for fastMRI brain data.
+        band: train on a band of this many rows at a random height (drawn from torch's
+            generator) instead of the whole image: the k-space of those rows of the image (an
+            inverse FFT along the fully sampled read-out, a crop, an FFT back) and the same rows of
+            the target: an exact, smaller reconstruction problem, as chapter 2's cascade trains on
+            bands of rows. Needs ``readout_crop`` (the rows must be the target's); None: whole images.
     """
 
-    def __init__(self, mask_func=None, use_seed: bool = True, readout_crop: bool = False):
-        self.mask_func, self.use_seed, self.readout_crop = mask_func, use_seed, readout_crop
+    def __init__(self, mask_func=None, use_seed: bool = True, readout_crop: bool = False, band: int | None = None):
+        if band is not None and (not readout_crop or int(band) < 8):
+            raise ValueError(f"VarNetTransform: band needs readout_crop=True and at least 8 rows, got band={band!r}")
+        self.mask_func, self.use_seed, self.readout_crop, self.band = mask_func, use_seed, readout_crop, band
 
     def __call__(self, item: dict) -> dict:
         kspace, target = item["kspace"], item.get("target")
@@ -127,6 +134,11 @@ class VarNetTransform:
             raise TypeError(f"VarNetTransform: expected complex k-space (coils, H, W), got {kspace.dtype} {tuple(kspace.shape)}")
         if self.readout_crop and target is not None and kspace.shape[-2] > target.shape[-2]:
             kspace = crop_readout(kspace, target.shape[-2])
+        if self.band is not None and target is not None and kspace.shape[-2] == target.shape[-2] > self.band:
+            top = int(torch.randint(target.shape[-2] - self.band + 1, ()))
+            image = ifftnc(kspace.transpose(-1, -2), 1)[..., top : top + self.band]  # (coils, W, band): hybrid space
+            kspace = fftnc(image, 1).transpose(-1, -2)  # (coils, band, W)
+            target = target[top : top + self.band]
         w = kspace.shape[-1]
         if self.mask_func is not None:
             seed = tuple(map(ord, item["fname"])) if self.use_seed else int(torch.randint(2**31 - 1, ()))
