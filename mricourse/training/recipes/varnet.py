@@ -4,7 +4,11 @@ training run, and ``mricourse train varnet``.
 Data: a fastMRI-layout folder (``multicoil_train``, ``multicoil_val``), the course's generated
 ``fastmri`` data set by default or the real brain data prepared by ``prepare_fastmri.py``; the
 read-out oversampling removed before the network. Masks: fastMRI's brain masks (equispaced, 4x with
-8 % of the columns in the centre, 8x with 4 %), a new one for every training slice. Loss: the
+8 % of the columns in the centre, 8x with 4 %), a new one for every training slice; in the cpu
+profile each training slice is a random band of 64 of its 128 rows (``VarNetTransform(band=64)``:
+the read-out is fully sampled, so a band is an exact smaller problem), about twice the steps per
+second, and the recipe takes twice the steps (measured on the data set's held-out slices: 1200 band
+steps gave SSIM 0.908 / 0.813 at 4x / 8x against 0.835 / 0.702 for 600 whole-image steps). Loss: the
 paper's ``1 - SSIM`` (``l1_weight`` adds an L1 term). Adam, a one-cycle learning rate by the step.
 """
 
@@ -57,11 +61,13 @@ def build(profile, data, overrides, seed) -> Recipe:
     cfg = apply_overrides(VarNetConfig.for_profile(profile), overrides)
     root = data if data is not None else ensure_dataset("fastmri", profile.name)
     masks = MaskFunc("equispaced", center_fractions=(0.08, 0.04), accelerations=(4, 8))
-    train_set = FastMRISlices(root / "multicoil_train", VarNetTransform(masks, use_seed=False, readout_crop=True))
+    # cpu: bands of 64 of the 128 rows, about twice the steps per second, twice the steps
+    band = profile.pick(smoke=None, cpu=64, gpu=None)
+    train_set = FastMRISlices(root / "multicoil_train", VarNetTransform(masks, use_seed=False, readout_crop=True, band=band))
     model = VarNet(cfg)
     lr = profile.pick(smoke=1e-3, cpu=3e-3, gpu=1e-3)
     l1_weight = 0.0  # the paper's loss, 1 - SSIM
-    steps = profile.pick(smoke=6, cpu=600, gpu=20000)
+    steps = profile.pick(smoke=6, cpu=1200, gpu=20000)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     return Recipe(
         "varnet",
@@ -75,7 +81,7 @@ def build(profile, data, overrides, seed) -> Recipe:
         steps=steps,
         seed=seed,
         profile=profile,
-        settings={"lr": lr, "l1_weight": l1_weight, "schedule": "one-cycle", "masks": "equispaced 4x/0.08, 8x/0.04"},
+        settings={"lr": lr, "l1_weight": l1_weight, "schedule": "one-cycle", "masks": "equispaced 4x/0.08, 8x/0.04", "band": band},
         val_set=test_sets(root),
         evaluate=evaluate,
         log_every=profile.pick(smoke=2, cpu=20, gpu=100),
