@@ -10,10 +10,11 @@ Super-resolution networks learn from pairs made by degrading high-resolution (HR
 
   A thick-slice acquisition is the special case ``sigma = 0`` with ``f > 1`` along one axis only.
 - k-space, the MRI-physical way: a lower-resolution scan samples only the centre of k-space, so
-  crop the centred k-space to ``1/f`` of its size per axis, add complex noise, take the magnitude
-  (a sinc point-spread function: Gibbs ringing instead of blur; Rician noise)::
+  crop the centred k-space to ``1/f`` of its size per axis, add complex Gaussian noise to the
+  samples, take the magnitude of the inverse FFT (a sinc point-spread function: Gibbs ringing
+  instead of blur; Rician noise)::
 
-      lr = | F^-1 crop_f(F hr) + n |
+      lr = | F^-1 (crop_f(F hr) + n) |,        n ~ CN(0, 2 noise^2): std ``noise`` per real/imag part
 
 Grid convention (both ways, and the baselines): low-resolution voxel ``j`` covers the HR voxels
 ``[f j, f j + f)``; its centre sits at HR coordinate ``f j + (f - 1) / 2``, the convention of
@@ -31,6 +32,7 @@ import torch
 
 from .fft import fftnc, ifftnc
 from .metrics import psnr, ssim
+from .physics import complex_noise
 from .spatial import gaussian_blur
 
 __all__ = ["factors", "crop_to_multiple", "degrade", "kspace_truncate", "interpolate", "sr_metrics"]
@@ -65,9 +67,11 @@ def crop_to_multiple(x, factor, dims: int = 2):
 
 
 def _noise(shape, std: float, seed: int, device, complex_: bool = False) -> torch.Tensor:
+    """Gaussian noise of std ``std`` (per real and imaginary part if ``complex_``), seeded."""
     gen = torch.Generator().manual_seed(int(seed))  # CPU generator: the same noise on every device
-    dtype = torch.complex64 if complex_ else torch.float32
-    return (std * torch.randn(shape, generator=gen, dtype=dtype)).to(device)
+    if complex_:
+        return complex_noise(shape, std, gen).to(device)
+    return (std * torch.randn(shape, generator=gen)).to(device)
 
 
 def degrade(hr, factor=2, dims: int = 2, sigma=1.0, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
@@ -104,7 +108,11 @@ def degrade(hr, factor=2, dims: int = 2, sigma=1.0, noise: float = 0.0, seed: in
 
 def kspace_truncate(hr, factor=2, dims: int = 2, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
     """k-space degradation: keep the central ``1/factor`` of centred k-space per axis, add complex
-    Gaussian noise of std ``noise`` (per real/imaginary part), return the magnitude (Rician).
+    Gaussian noise of std ``noise`` per real and imaginary part to the kept samples, return the
+    magnitude of the low-resolution image: Rician noise of parameter ``noise`` (the orthonormal
+    FFT keeps white noise white with the same std, so ``noise`` is also the std per part in image
+    space: about ``noise`` where the signal is bright, Rayleigh, mean ``noise sqrt(pi / 2)``, where
+    there is none; as :func:`mricourse.add_rician_noise`).
 
     A linear phase first shifts the image by ``(f - 1) / 2`` HR voxels so that the low-resolution
     grid matches :func:`degrade` (voxel centres at ``f j + (f - 1) / 2``), and the result is scaled
@@ -124,10 +132,9 @@ def kspace_truncate(hr, factor=2, dims: int = 2, noise: float = 0.0, seed: int =
         k = k * torch.exp(2j * math.pi * kc * (r - 1) / 2 / n).view(shape)  # x(p) -> x(p + (f-1)/2)
         idx.append(slice(n // 2 - m // 2, n // 2 - m // 2 + m))
     k = k[tuple(idx)] / math.sqrt(math.prod(f))
-    img = ifftnc(k, dims)
-    if noise > 0:
-        img = img + _noise(img.shape, noise, seed, img.device, complex_=True)
-    return img.abs()
+    if noise > 0:  # the receiver's thermal noise, on the acquired samples
+        k = k + _noise(k.shape, noise, seed, k.device, complex_=True)
+    return ifftnc(k, dims).abs()
 
 
 def interpolate(lr, factor=2, dims: int = 2, order: int = 3) -> torch.Tensor:

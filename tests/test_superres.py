@@ -54,6 +54,19 @@ def test_degradation_is_deterministic_per_seed():
         assert (a - fn(x, 2)).std() > 0.01  # the noise is really there
 
 
+@pytest.mark.parametrize("dims,shape", [(2, (2, 128, 96)), (3, (32, 32, 48))])
+def test_kspace_truncate_noise_is_rician(dims, shape):
+    """``noise`` is the std per real and imaginary part of the complex noise (the Rician sigma, as
+    in mc.add_rician_noise): Rayleigh where there is no signal, Gaussian of std sigma where it is bright."""
+    sigma = 0.05
+    dark = mc.kspace_truncate(torch.zeros(shape), 2, dims, noise=sigma, seed=0)
+    assert dark.min() >= 0
+    assert abs(dark.mean().item() / (sigma * math.sqrt(math.pi / 2)) - 1) < 0.02  # Rayleigh mean
+    assert abs(dark.pow(2).mean().item() / (2 * sigma**2) - 1) < 0.03  # mean(y^2) = 2 sigma^2
+    bright = mc.kspace_truncate(torch.full(shape, 10.0), 2, dims, noise=sigma, seed=1)
+    assert abs(bright.std().item() / sigma - 1) < 0.03 and abs(bright.mean().item() - 10.0) < 0.01
+
+
 @pytest.mark.parametrize("dims,factor", [(2, 2), (2, 4), (3, 2), (3, (1, 2, 1))])
 def test_grid_convention(dims, factor):
     """Both degradations sample at the low-resolution voxel centres f j + (f - 1) / 2, and the
