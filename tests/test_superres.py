@@ -67,6 +67,18 @@ def test_kspace_truncate_noise_is_rician(dims, shape):
     assert abs(bright.std().item() / sigma - 1) < 0.03 and abs(bright.mean().item() - 10.0) < 0.01
 
 
+def test_recipes_make_the_same_noise_level_either_way():
+    """The recipes' two degradations carry noise of the same std in bright tissue."""
+    from mricourse.training.recipes.msfusion import NOISE, low_resolution
+
+    hr = torch.full((4, 1, 64, 64), 0.8)
+    for degradation in ("kspace", "image"):
+        lr = low_resolution(hr, 2, 2, degradation, seed=0)[..., 4:-4, 4:-4]  # away from the blur's zero padding
+        assert abs(lr.std().item() / NOISE - 1) < 0.05, degradation
+    with pytest.raises(ValueError, match="degradation"):
+        low_resolution(hr, 2, 2, "blur")
+
+
 @pytest.mark.parametrize("dims,factor", [(2, 2), (2, 4), (3, 2), (3, (1, 2, 1))])
 def test_grid_convention(dims, factor):
     """Both degradations sample at the low-resolution voxel centres f j + (f - 1) / 2, and the
@@ -307,12 +319,24 @@ def test_srgan_schedule_follows_the_phases():
 
 
 def test_msfusion_recipe_factor_and_degradation(tiny_data):
-    r = mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"factor": "4", "degradation": "kspace"})
+    """By default the pairs are made by k-space truncation with Rician noise; ``degradation=image``
+    makes them by blur, box average and Gaussian noise; ``noise=`` sets the level of either."""
+    from mricourse.training.recipes.msfusion import NOISE, low_resolution
+
+    r = mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"factor": "4"})
     x, y = r.train_set[0]
     assert r.config.factor == 4 and x.shape == (1, 8, 8) and y.shape == (1, 32, 32)
-    assert r.settings["degradation"] == "kspace" and r.val_set["lr"].shape[-1] * 4 == r.val_set["hr"].shape[-1]
+    assert r.settings["degradation"] == "kspace" and r.settings["noise"] == NOISE
+    assert r.val_set["lr"].shape[-1] * 4 == r.val_set["hr"].shape[-1]
+    torch.testing.assert_close(r.val_set["lr"], mc.kspace_truncate(r.val_set["hr"], 4, noise=NOISE, seed=1))
+    blur = mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"degradation": "image", "noise": "0.05"})
+    assert blur.settings == {**blur.settings, "degradation": "image", "noise": 0.05}
+    torch.testing.assert_close(blur.val_set["lr"], low_resolution(blur.val_set["hr"], 2, 2, "image", 0.05, seed=1))
+    torch.testing.assert_close(blur.val_set["lr"], mc.degrade(blur.val_set["hr"], 2, sigma=1.0, noise=0.05, seed=1))
     with pytest.raises(ValueError, match="degradation"):
         mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"degradation": "blur"})
+    with pytest.raises(ValueError, match="noise"):
+        mc.recipe("msfusion", "smoke", data=tiny_data["slices"], overrides={"noise": "-0.1"})
 
 
 def test_srgan_recipe_trains_content_then_adversarial(tiny_data):
@@ -327,6 +351,21 @@ def test_srgan_recipe_trains_content_then_adversarial(tiny_data):
     two_d = mc.recipe("srgan", "smoke", data=tiny_data["slices"], overrides={"dims": "2", "adv_weight": "0"})
     assert two_d.steps == two_d.schedules["opt_g"].content_steps  # no adversarial phase
     assert two_d.train_set[0][0].shape == (1, 16, 16)
+
+
+def test_srgan_recipe_degradation(tiny_data):
+    """The 3D pairs are made like the 2D ones: k-space truncation by default, blur with ``degradation=image``."""
+    from mricourse.training.recipes.msfusion import NOISE
+
+    r = mc.recipe("srgan", "smoke", data=tiny_data["ixi"])
+    hr, lr = r.val_set["hr"][0], r.val_set["lr"][0]  # the first held-out volume (1, D, H, W)
+    assert r.settings["degradation"] == "kspace"
+    torch.testing.assert_close(lr, mc.kspace_truncate(hr, 2, 3, noise=NOISE, seed=3000))
+    b = mc.recipe("srgan", "smoke", data=tiny_data["ixi"], overrides={"degradation": "image"})
+    assert b.settings["degradation"] == "image"
+    torch.testing.assert_close(b.val_set["lr"][0], mc.degrade(b.val_set["hr"][0], 2, 3, sigma=1.0, noise=NOISE, seed=3000))
+    with pytest.raises(ValueError, match="degradation"):
+        mc.recipe("srgan", "smoke", data=tiny_data["ixi"], overrides={"degradation": "blur"})
 
 
 def test_sr_metrics_averages_items():
