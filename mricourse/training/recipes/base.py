@@ -44,6 +44,10 @@ class Recipe:
         val_set, evaluate: held-out data and ``evaluate(modules, val_set) -> {metric: value}``.
         local_state: per-process objects a checkpoint must hold for an exact resume (an image pool).
         log_every: steps between two points of the loss history.
+        averages: weight averages (:class:`~mricourse.training.averaging.WeightAverage`) of some
+            of the modules, by module name: updated after every step, checkpointed, and swapped
+            into the modules when :meth:`fit` returns (the recipe's networks are then the averaged
+            ones; the next :meth:`fit` swaps the training weights back first).
     """
 
     name: str
@@ -62,6 +66,8 @@ class Recipe:
     evaluate: Callable | None = None
     local_state: dict = field(default_factory=dict)
     log_every: int = 10
+    averages: dict = field(default_factory=dict)
+    averaged: bool = field(default=False, init=False)
 
     @property
     def model(self) -> nn.Module:
@@ -96,6 +102,7 @@ class Recipe:
             "batch_size": self.batch_size,
             "config": cfg,
             "settings": dict(self.settings),
+            **({"averages": {k: a.decay for k, a in self.averages.items()}} if self.averages else {}),
         }
 
     def loader(self):
@@ -112,14 +119,25 @@ class Recipe:
             losses = self.update(modules, self.optimizers, batch)
             for schedule in self.schedules.values():
                 schedule.step()
+            for name, average in self.averages.items():
+                average.update(modules[name])
             return losses
 
         return step
 
     def state(self, modules: dict | None = None) -> dict:
-        """What a checkpoint holds: modules, optimisers and schedules."""
+        """What a checkpoint holds: modules, optimisers, schedules and weight averages."""
         modules = self.modules if modules is None else modules
-        return {**modules, **self.optimizers, **{f"schedule_{k}": s for k, s in self.schedules.items()}}
+        schedules = {f"schedule_{k}": s for k, s in self.schedules.items()}
+        return {**modules, **self.optimizers, **schedules, **{f"average_{k}": a for k, a in self.averages.items()}}
+
+    def use_averages(self, on: bool = True) -> Recipe:
+        """Put the averaged weights (``on``) or the training weights into the modules."""
+        if self.averages and on != self.averaged:
+            for name, average in self.averages.items():
+                average.swap(self.modules[name])
+            self.averaged = on
+        return self
 
     def fit(self, modules: dict | None = None, **train) -> History:
         """Train for :attr:`steps` steps with :func:`~mricourse.training.fit.fit`; ``train``
@@ -127,7 +145,11 @@ class Recipe:
         ``progress``, ``time_budget`` as a safety stop, ...)."""
         train = {"steps": self.steps, "seed": self.seed, "log_every": self.log_every, **train}
         cfg = TrainConfig(**train)
-        return fit(self.step_fn(modules), self.loader(), cfg, self.state(modules), self.record(), self.local_state)
+        self.use_averages(False)
+        try:
+            return fit(self.step_fn(modules), self.loader(), cfg, self.state(modules), self.record(), self.local_state)
+        finally:
+            self.use_averages(True)
 
     def report(self, history: History) -> dict:
         """What a results file records of a run: recipe, seed, steps done and planned, the
@@ -154,6 +176,8 @@ class Recipe:
 
     def __str__(self) -> str:
         opts = ", ".join(f"{k}: {type(o).__name__}" for k, o in self.optimizers.items())
+        if self.averages:
+            opts += "; weight averages " + ", ".join(f"{k} (decay {a.decay})" for k, a in self.averages.items())
         sched = ", ".join(f"{k}: {type(s).__name__}" for k, s in self.schedules.items()) or "none"
         return (
             f"recipe {self.name!r} ({self.profile.name} profile, seed {self.seed}): {self.steps} steps of "

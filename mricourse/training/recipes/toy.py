@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ..averaging import WeightAverage
 from ..fit import supervised_update
 from ..schedules import ConstantSchedule
 from .base import Recipe, apply_overrides, define
@@ -20,6 +21,7 @@ class ToyConfig:
     width: int = 16
     lr: float = 0.05
     num_samples: int = 64
+    average: float | None = None  # decay of a weight average of the model (None: none)
 
 
 class Toy(nn.Module):
@@ -62,4 +64,5 @@ def build(profile, data, overrides, seed) -> Recipe:
         val_set=TensorDataset(x, y),
         evaluate=evaluate,
         log_every=profile.pick(smoke=2, cpu=10, gpu=50),
+        averages={"model": WeightAverage(model, cfg.average)} if cfg.average else {},
     )
