@@ -9,7 +9,7 @@ from .cine_sets import CineCrops, load_cine
 from .datasets import BratsVolumes, FastMRISlices, NiftiVolumes, RegistrationPairs, SliceData, VarNetTransform, crop_readout
 from .fastmri import check_fastmri_file, read_fastmri, write_fastmri
 from .fields import random_deformation
-from .kspace import center_crop, multicoil_kspace
+from .kspace import brain_acquisition, center_crop, draw_acquisition, multicoil_kspace
 from .make import DATASETS, dataset_params, ensure_dataset, make_dataset
 from .nifti import check_brats_case, read_brats_case, read_nifti, write_brats_case, write_nifti
 from .patches import SRPatches
@@ -44,6 +44,8 @@ __all__ = [
     "NoisyCrops",
     "BRATS_LABELS",
     "multicoil_kspace",
+    "brain_acquisition",
+    "draw_acquisition",
     "center_crop",
     "write_fastmri",
     "read_fastmri",

@@ -7,6 +7,12 @@ a centred orthonormal FFT, and complex Gaussian noise that is correlated between
 brain data the read-out direction (rows) can be oversampled twice; the target is then the centre
 crop of the RSS image of the fully sampled, noisy k-space. The emulated single-coil k-space is a
 fixed linear combination of the coils (fastMRI's "ESC").
+
+With ``finer`` > 1 the images are given on a grid ``finer`` times finer than the acquisition's: the
+coils see them there, and the scanner keeps only the central ``1 / finer`` of each k-space axis.
+Edges then show partial volume and Gibbs ringing, as in a real acquisition of a continuous object,
+and no reconstruction method meets data simulated on its own grid (the "inverse crime",
+Guerquin-Kern et al. 2012).
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..fft import fft2c, ifft2c
 from ..physics import coil_maps, rss
 from .fields import rng_for, smooth_noise, torch_generator
+from .slices import brain_slices
 
-__all__ = ["multicoil_kspace", "noise_covariance", "center_crop"]
+__all__ = ["multicoil_kspace", "noise_covariance", "center_crop", "brain_acquisition", "draw_acquisition"]
 
 
 def center_crop(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -53,6 +61,7 @@ def multicoil_kspace(
     seed: int = 0,
     oversample: int = 2,
     phase: float = 1.0,
+    finer: int = 1,
 ) -> dict[str, torch.Tensor]:
     """Simulate the k-space of a volume (a stack of slices) acquired with a coil array.
 
@@ -64,16 +73,22 @@ def multicoil_kspace(
         seed: seed of the coil positions, background phase and noise.
         oversample: read-out (row) oversampling factor: k-space has ``oversample * H`` rows.
         phase: amplitude (radians, ~std) of the smooth background phase.
+        finer: the images' grid is this many times finer than the acquisition's (H and W
+            divisible by it); k-space keeps the central (oversample H / finer, W / finer) samples,
+            scaled so that intensities stay those of the images.
     Returns:
         dict with ``kspace`` (S, coils, oversample H, W) complex64, ``sens_maps``
         (1, coils, oversample H, W) complex64, ``target`` (S, H, W) float32 (RSS, centre crop),
         ``kspace_sc`` (S, oversample H, W) complex64 emulated single coil, ``target_sc`` (S, H, W),
-        ``image`` (S, H, W) complex64 the noise-free complex image, ``noise_cov`` (coils, coils).
+        ``image`` (S, H, W) complex64 the noise-free complex image, ``noise_cov`` (coils, coils);
+        with ``finer`` > 1, H and W are the acquisition's (the images' divided by ``finer``).
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 3 or images.is_complex():
         got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise TypeError(f"multicoil_kspace: expected real images of shape (S, H, W), got {got}")
     s, h, w = images.shape
+    if not isinstance(finer, int) or finer < 1 or h % finer or w % finer:
+        raise ValueError(f"multicoil_kspace: expected a whole finer >= 1 dividing the image size {(h, w)}, got {finer!r}")
     rng = rng_for(seed, 21)
     gen = torch_generator(rng)
     big = (oversample * h, w)
@@ -94,6 +109,11 @@ def multicoil_kspace(
         maps = maps / rss(maps).amax()
     coils = maps * padded[:, None]  # (S, C, 2H, W)
     kspace = fft2c(coils)
+    if finer > 1:  # the scanner's matrix: the central k-space of the finer grid
+        h, w, big = h // finer, w // finer, (big[0] // finer, big[1] // finer)
+        kspace = center_crop(kspace, big) / finer  # orthonormal FFTs: keeps the intensities
+        maps = torch.complex(*(F.avg_pool2d(part, finer) for part in (maps.real, maps.imag)))  # the smooth maps, coarse
+        image = center_crop(ifft2c(center_crop(fft2c(padded), big)), (h, w)) / finer
     cov = noise_covariance(num_coils, rng) if num_coils > 1 else torch.ones(1, 1, dtype=torch.complex64)
     if math.isfinite(snr):
         if snr <= 0:
@@ -118,3 +138,49 @@ def multicoil_kspace(
         "image": image.to(torch.complex64),
         "noise_cov": cov,
     }
+
+
+def draw_acquisition(seed: int, subject: int, coils=8, snr=40.0) -> dict:
+    """One subject's scanner settings: ``coils`` an int or a list to draw from, ``snr`` a value or
+    a ``[low, high]`` range drawn log-uniformly; the draw depends only on ``(seed, subject)``."""
+    rng = rng_for(seed, subject, 77)
+    n = int(rng.choice(list(coils))) if isinstance(coils, (list, tuple)) else int(coils)
+    if isinstance(snr, (list, tuple)):
+        if len(snr) != 2 or not 0 < snr[0] <= snr[1]:
+            raise ValueError(f"draw_acquisition: expected an SNR range [low, high] with 0 < low <= high, got {snr!r}")
+        value = float(np.exp(rng.uniform(np.log(snr[0]), np.log(snr[1]))))
+    else:
+        value = float(snr)
+    return {"coils": n, "snr": value}
+
+
+def brain_acquisition(
+    subject: int,
+    contrast: str = "T2w",
+    size: int = 128,
+    slices: int = 8,
+    coils: int = 8,
+    snr: float = 40.0,
+    oversample: int = 1,
+    finer: int = 1,
+    seed: int = 0,
+    edit=None,
+    keep=None,
+) -> dict[str, torch.Tensor]:
+    """The multi-coil k-space of ``slices`` axial slices of digital-brain subject ``subject``
+    (:func:`~mricourse.data.slices.brain_slices`), rendered ``finer`` times finer than the
+    ``size`` x ``size`` acquisition (:func:`multicoil_kspace`): the course's fastMRI-style volumes.
+
+    ``keep``: indices of the slices to acquire (default all). ``edit(image, labels) -> image``
+    changes each fine magnitude image before the acquisition (a lesion). Returns
+    :func:`multicoil_kspace`'s dict plus ``labels`` (slices, size, size), the tissue labels on the
+    acquisition's grid (nearest), and ``fine_labels`` on the rendering grid."""
+    d = brain_slices(1, (contrast,), size=size * finer, slices_per_subject=slices, seed=seed, start=subject)
+    images, labels = d["images"][:, 0], d["labels"][:, 0]
+    if keep is not None:
+        images, labels = images[list(keep)], labels[list(keep)]
+    if edit is not None:
+        images = torch.stack([edit(images[j], labels[j]) for j in range(len(images))])
+    acq = multicoil_kspace(images, num_coils=coils, snr=snr, seed=seed * 100003 + subject, oversample=oversample, finer=finer)
+    acq["labels"], acq["fine_labels"] = labels[:, finer // 2 :: finer, finer // 2 :: finer], labels
+    return acq

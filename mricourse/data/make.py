@@ -41,7 +41,7 @@ from ..profiles import profile as get_profile
 from .brain import make_subject
 from .cine import CINE_ACQUISITION, FOV_MM, cine_subject
 from .fastmri import ACQUISITIONS, write_fastmri
-from .kspace import multicoil_kspace
+from .kspace import brain_acquisition, draw_acquisition
 from .nifti import ixi_name, write_brats_case, write_nifti
 from .slices import brain_slices
 from .store import data_dir, manifest_is_valid, read_manifest, verify, write_manifest
@@ -249,25 +249,32 @@ def _brats(folder: Path, cases: int, resolution: float, noise: float, seed: int)
     return files
 
 
+#: the scanners of the fastMRI-style data: coil arrays and SNRs drawn per subject (log-uniform SNR)
+FASTMRI_ACQUISITION = dict(coils=[6, 8, 12], snr=[20.0, 60.0], finer=2)
+
+
 @register(
     "fastmri",
     {
-        "smoke": dict(train=2, val=1, slices=4, size=64, coils=4, oversample=2, snr=40.0, contrasts=["T2w"]),
-        "cpu": dict(train=20, val=5, slices=8, size=128, coils=8, oversample=1, snr=40.0, contrasts=["T2w"]),
+        "smoke": dict(train=2, val=1, slices=4, size=64, oversample=2, contrasts=["T1w", "T2w"], **FASTMRI_ACQUISITION),
+        "cpu": dict(train=24, val=6, slices=8, size=128, oversample=1, contrasts=["T1w", "T2w", "FLAIR"], **FASTMRI_ACQUISITION),
         "gpu": dict(
-            train=80, val=20, slices=8, size=160, coils=8, oversample=2, snr=40.0, contrasts=["T1w", "T1w+c", "T2w", "FLAIR"]
+            train=80, val=20, slices=8, size=160, oversample=2, contrasts=["T1w", "T1w+c", "T2w", "FLAIR"], **FASTMRI_ACQUISITION
         ),
     },
 )
 def _fastmri(
-    folder: Path, train: int, val: int, slices: int, size: int, coils: int, oversample: int, snr: float, contrasts, seed: int
+    folder: Path, train: int, val: int, slices: int, size: int, coils, oversample: int, snr, contrasts, seed: int, finer: int = 1
 ) -> list[Path]:
+    """Subject ``i`` has contrast ``contrasts[i % len(contrasts)]`` and its own coil array and SNR
+    (:func:`~mricourse.data.kspace.draw_acquisition`); its slices are rendered ``finer`` times
+    finer than the acquisition (:func:`~mricourse.data.kspace.brain_acquisition`)."""
     files = []
     for split, n, start in (("multicoil_train", train, 0), ("multicoil_val", val, train)):
         for i in range(start, start + n):
             contrast = contrasts[i % len(contrasts)]
-            d = brain_slices(1, contrasts=(contrast,), size=size, slices_per_subject=slices, seed=seed, start=i)
-            sim = multicoil_kspace(d["images"][:, 0], num_coils=coils, snr=snr, seed=seed * 100003 + i, oversample=oversample)
+            scanner = draw_acquisition(seed, i, coils, snr)
+            sim = brain_acquisition(i, contrast, size, slices, scanner["coils"], scanner["snr"], oversample, finer, seed)
             acq = ACQUISITIONS[contrast]
             path = folder / split / f"file_brain_{acq}_{200 + i % 7}_{6000 + i}.h5"
             files.append(
@@ -277,7 +284,7 @@ def _fastmri(
                     sim["target"],
                     acquisition=acq,
                     patient_id=f"sim{seed:03d}{i:05d}",
-                    attrs={"contrast": contrast},
+                    attrs={"contrast": contrast, "snr": scanner["snr"]},
                 )
             )
     return files
