@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -33,9 +34,29 @@ def test_paper_layout_starts_at_4x4x256():
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "paper"])
 def test_presets(name):
     cfg = getattr(mc.DCGANConfig, name)()
-    assert cfg.lr == 2e-4 and cfg.beta1 == 0.5
+    # the presets train as DCGAN did: one learning rate, batch norm, no augmentation, no average
+    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.d_norm, cfg.augment, cfg.r1, cfg.ema) == (2e-4, 2e-4, 0.5, "batch", "", 0.0, 0.0)
     if name != "paper":
         assert mc.DCGANConfig.for_profile(mc.profile(name)) == cfg
+    else:
+        assert cfg.upsample == "transposed"
+    fast = dataclasses.replace(cfg, **mc.models.dcgan.DATA_EFFICIENT)  # the data-efficient training
+    assert fast.augment and fast.d_norm == "spectral" and fast.lr_d > fast.lr_g and 0 < fast.ema < 1
+
+
+def test_the_recipe_averages_the_generator_and_uses_two_learning_rates(tiny_data):
+    data_efficient = {k: str(v) for k, v in mc.models.dcgan.DATA_EFFICIENT.items()}
+    r = mc.recipe("dcgan", "smoke", data=tiny_data["slices"], seed=0, overrides=data_efficient)
+    cfg = r.config
+    assert cfg.d_norm == "spectral" and cfg.augment
+    assert set(r.averages) == {"G"} and r.averages["G"].decay == cfg.ema
+    assert r.optimizers["opt_g"].param_groups[0]["lr"] == cfg.lr_g and r.optimizers["opt_d"].param_groups[0]["lr"] == cfg.lr_d
+    assert r.update.keywords["augment"] == cfg.augment and r.update.keywords["r1"] == cfg.r1
+    r.fit(progress=False)
+    averaged = [p.clone() for p in r.modules["G"].parameters()]  # after fit, G holds the average ...
+    r.use_averages(False)
+    last = list(r.modules["G"].parameters())  # ... of the training weights, which differ from it
+    assert r.averages["G"].updates == r.steps and any(not torch.equal(a, b) for a, b in zip(averaged, last))
 
 
 def test_wrong_inputs_raise():
@@ -69,15 +90,15 @@ def test_label_smoothing_moves_the_optimum():
 def _gan(cfg):
     G, D = mc.DCGANGenerator(cfg), mc.models.dcgan.DCGANDiscriminator(cfg)
     opts = {
-        "opt_g": torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
-        "opt_d": torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999)),
+        "opt_g": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
+        "opt_d": torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
     }
     return {"G": G, "D": D}, opts
 
 
 def test_one_gan_step_lowers_each_players_loss_on_a_fixed_batch():
     torch.manual_seed(0)
-    cfg = mc.DCGANConfig(image_size=32, nz=16, ngf=8, ndf=8, lr=1e-4)
+    cfg = mc.DCGANConfig(image_size=32, nz=16, ngf=8, ndf=8, lr_g=1e-4, lr_d=1e-4)
     modules, opts = _gan(cfg)
     G, D = modules["G"], modules["D"]
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
@@ -145,3 +166,140 @@ def test_slerp_endpoints_and_norm():
     torch.testing.assert_close(path[-1], z1)
     torch.testing.assert_close(path.norm(dim=1), z0.norm().expand(7))  # stays on the sphere
     torch.testing.assert_close(mc.slerp(z0, z0, torch.tensor([0.5]))[0], z0)
+
+
+# ------------------------------------------------------------------ data-efficient training
+
+diff_augment = mc.models.diffaugment.diff_augment
+
+
+def _ramp(n=4, size=16):
+    """Distinct, non-constant images (n, 1, size, size) in [-1, 1]."""
+    x = torch.linspace(-1, 1, size * size).reshape(1, 1, size, size)
+    return torch.cat([x * (0.5 + 0.1 * i) for i in range(n)])
+
+
+def test_brightness_and_contrast_draw_one_setting_per_image():
+    x = _ramp()
+    torch.manual_seed(0)
+    b = diff_augment(x, "brightness") - x  # one offset per image
+    assert torch.allclose(b, b[:, :, :1, :1].expand_as(b)) and b.abs().max() <= 0.5
+    assert len(set(b[:, 0, 0, 0].tolist())) == len(x)  # each image its own offset
+    torch.manual_seed(0)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    scale = (diff_augment(x, "contrast") - mean) / (x - mean)  # one factor per image, about its mean
+    assert torch.allclose(scale, scale[:, :, :1, :1].expand_as(scale), atol=1e-5)
+    assert scale.min() >= 0.5 and scale.max() < 1.5
+
+
+def test_translation_shifts_each_image_and_fills_with_the_background():
+    x = _ramp(8)
+    torch.manual_seed(1)
+    y = diff_augment(x, "translation")
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-1.0)  # shifts of up to 16 / 8 = 2 pixels
+    shifts = []
+    for i in range(len(x)):
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(y[i, 0], padded[i, 0, 2 + dy : 18 + dy, 2 + dx : 18 + dx])
+        ]
+        assert len(found) == 1, f"image {i} is not a shifted copy"
+        shifts += found
+    assert len(set(shifts)) > 1  # the shift is drawn per image
+
+
+def test_cutout_blanks_one_square_per_image():
+    x = _ramp(6) + 3.0  # nothing equals the fill before
+    torch.manual_seed(2)
+    y = diff_augment(x, "cutout", fill=-1.0)
+    cut = y == -1.0
+    assert torch.equal(y[~cut], x[~cut])
+    for m in cut[:, 0]:
+        rows, cols = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 8 and 1 <= len(cols) <= 8  # a square of half the side, clipped at the border
+        assert m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # a full rectangle
+
+
+def test_diff_augment_is_differentiable_and_follows_the_seed():
+    x = _ramp().requires_grad_()
+    torch.manual_seed(3)
+    y = diff_augment(x, "color,translation,cutout")
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    torch.manual_seed(3)
+    assert torch.equal(diff_augment(x.detach(), "color,translation,cutout"), y.detach())  # the same seed, the same draws
+    assert torch.equal(diff_augment(x.detach(), ""), x.detach())
+    with pytest.raises(ValueError, match="unknown"):
+        diff_augment(x, "rotation")
+    with pytest.raises(ValueError, match="augment"):
+        mc.DCGANConfig(augment="colour")
+
+
+class _Recorder(torch.nn.Module):
+    """A discriminator that remembers the images it was shown."""
+
+    def __init__(self, D):
+        super().__init__()
+        self.D, self.seen = D, []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.D(x)
+
+
+@pytest.mark.parametrize("augment", ["", "translation,cutout"])
+def test_the_step_augments_every_image_d_sees(augment):
+    cfg = mc.DCGANConfig.smoke()
+    torch.manual_seed(0)
+    modules, opts = _gan(cfg)
+    modules["D"] = _Recorder(modules["D"])
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    torch.manual_seed(1)
+    z = torch.randn(4, cfg.nz)
+    with torch.no_grad():
+        fake = modules["G"].train()(z)
+    torch.manual_seed(1)
+    mc.gan_step(modules, opts, real, nz=cfg.nz, augment=augment)
+    seen_real, seen_fake, seen_by_g = modules["D"].seen
+    if augment:  # real and generated images both pass through the augmentation, in both players' steps
+        assert not torch.equal(seen_real, real) and not torch.allclose(seen_fake, fake, atol=1e-4)
+        assert (seen_fake == -1.0).any() and (seen_by_g == -1.0).any()  # cut out (or shifted in)
+    else:
+        assert torch.equal(seen_real, real) and torch.allclose(seen_fake, fake, atol=1e-5)
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norms_and_no_batch_norm():
+    cfg = mc.DCGANConfig.smoke(d_norm="spectral")
+    D = mc.models.dcgan.DCGANDiscriminator(cfg).train()
+    assert len(D(torch.randn(2, 1, 32, 32))) == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    with torch.no_grad():
+        for _ in range(30):  # power iterations, one per training forward pass
+            D(torch.randn(2, 1, 32, 32))
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+    assert not any(
+        isinstance(m, torch.nn.utils.parametrize.ParametrizationList)
+        for m in mc.models.dcgan.DCGANDiscriminator(mc.DCGANConfig.smoke(d_norm="batch")).modules()
+    )
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_images():
+    w = torch.randn(1, 1, 8, 8)
+
+    class Linear(torch.nn.Module):
+        def forward(self, x):
+            return (x * w).sum((1, 2, 3)) + (x**2).sum((1, 2, 3))  # gradient w + 2 x
+
+    x = torch.randn(3, 1, 8, 8)
+    expected = (w + 2 * x).pow(2).sum((1, 2, 3)).mean()
+    torch.testing.assert_close(mc.models.dcgan.r1_penalty(Linear(), x), expected)
+    cfg = mc.DCGANConfig.smoke()
+    modules, opts = _gan(cfg)
+    losses = mc.gan_step(modules, opts, torch.rand(4, 1, 32, 32) * 2 - 1, nz=cfg.nz, r1=10.0)
+    assert losses["r1"] > 0 and "r1" not in mc.gan_step(modules, opts, torch.rand(4, 1, 32, 32) * 2 - 1, nz=cfg.nz)

@@ -16,8 +16,18 @@ logit per image. Training solves
     min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]
 
 by alternating one step on D and one on G (:func:`gan_step`), with G's non-saturating loss ``-log D(G(z))``
-(Goodfellow et al. 2014) and the DCGAN stabilisers: Adam (2e-4, beta1 0.5), weights from
-N(0, 0.02), no batch norm on D's input layer, optional one-sided label smoothing.
+(Goodfellow et al. 2014) and the DCGAN stabilisers: Adam (beta1 0.5), weights from N(0, 0.02), no
+batch norm on D's input layer, optional one-sided label smoothing.
+
+DCGAN learnt from hundreds of thousands of images; on a few hundred (the paper's 528) its
+discriminator memorises the training set and the generator collapses onto a few outputs. The
+config offers, for the same networks, the data-efficient training of later work, gathered in
+:data:`DATA_EFFICIENT` (the presets and :meth:`DCGANConfig.paper` train as DCGAN did):
+differentiable augmentation of every image D sees (:mod:`~mricourse.models.diffaugment`; Zhao et
+al. 2020), spectral normalisation of D's convolutions (Miyato et al. 2018) or the R1 penalty
+(:func:`r1_penalty`; Mescheder et al. 2018), two time-scales, D faster than G (TTUR; Heusel et al.
+2017), and an exponential moving average of G's weights, the generator one samples
+(:class:`~mricourse.training.averaging.WeightAverage`; Yazici et al. 2019).
 """
 
 from __future__ import annotations
@@ -32,43 +42,64 @@ from torch import nn
 from ..inference import predict
 from ..losses import discriminator_loss, generator_loss
 from ..profiles import Presets
+from .diffaugment import AUGMENTS, augment_ops, diff_augment
 
 __all__ = [
     "DCGANConfig",
     "DCGANGenerator",
     "DCGANDiscriminator",
     "gan_step",
+    "r1_penalty",
     "slerp",
 ]
+
+
+#: data-efficient training for a GAN on a few hundred images (see the module docstring), as
+#: config fields to set over a preset: ``DCGANConfig.cpu(**DATA_EFFICIENT)``
+DATA_EFFICIENT = {"augment": "color,translation,cutout", "d_norm": "spectral", "lr_g": 1e-4, "lr_d": 4e-4, "ema": 0.999}
 
 
 @dataclass
 class DCGANConfig(Presets):
     """Sizes and training settings of the DCGAN (the recipe ``dcgan`` builds its optimisers from
-    ``lr`` and ``beta1``; the update step takes ``label_smoothing`` and ``instance_noise``).
+    ``lr_g``, ``lr_d``, ``beta1`` and ``beta2`` and its weight average from ``ema``; the update step
+    takes ``label_smoothing``, ``instance_noise``, ``augment`` and ``r1``).
 
     Attributes:
         image_size: side of the square images, a power of two >= 8.
         nz: length of the latent vector z.
         ngf, ndf: channels of the generator's last / the discriminator's first hidden layer; they
             double at every halving of the size (the paper's 4x4x256 start is ``ngf=32`` at 64 px).
-        lr, beta1: Adam's learning rate and first-moment decay, for both networks.
+        lr_g, lr_d: Adam's learning rates of the generator and the discriminator (DCGAN: 2e-4 for
+            both; two time-scales, TTUR, Heusel et al. 2017: a faster discriminator).
+        beta1, beta2: Adam's moment decays, for both networks.
         upsample: "nearest" (resize, then conv3) or "transposed" (ConvTranspose k4 s2, the paper's).
+        d_norm: the discriminator's hidden-layer normalisation: "batch" (DCGAN's batch norm) or
+            "spectral" (spectral normalisation of every convolution, no batch norm; Miyato et al. 2018).
         label_smoothing: real targets for D are ``1 - label_smoothing`` (one-sided smoothing).
         instance_noise: standard deviation of Gaussian noise added to every image D sees, real
-            or generated (Sonderby et al. 2017): it blurs the give-aways D would otherwise latch
-            on to (a perfectly black background) so that its gradients stay useful to G.
+            or generated (Sonderby et al. 2017).
+        augment: DiffAugment's policy (:func:`diff_augment`), e.g. "color,translation,cutout", applied
+            to every image D sees, real or generated, in D's and G's steps; "" for none.
+        r1: weight gamma of the R1 penalty ``gamma / 2 E ||grad_x D(x)||^2`` on real images (0: off).
+        ema: decay of the generator's exponential moving average (0: none); the recipe's sampler.
     """
 
     image_size: int = 64
     nz: int = 100
     ngf: int = 32
     ndf: int = 32
-    lr: float = 2e-4
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
     beta1: float = 0.5
+    beta2: float = 0.999
     upsample: str = "nearest"
+    d_norm: str = "batch"
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
+    augment: str = ""
+    r1: float = 0.0
+    ema: float = 0.0
 
     #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
     PRESETS = {
@@ -85,6 +116,13 @@ class DCGANConfig(Presets):
             raise ValueError(f"DCGANConfig: expected 0 <= label_smoothing < 0.5, got {self.label_smoothing}")
         if self.upsample not in ("nearest", "transposed"):
             raise ValueError(f"DCGANConfig: expected upsample 'nearest' or 'transposed', got {self.upsample!r}")
+        if self.d_norm not in ("batch", "spectral"):
+            raise ValueError(f"DCGANConfig: expected d_norm 'batch' or 'spectral', got {self.d_norm!r}")
+        unknown = set(augment_ops(self.augment)) - set(AUGMENTS)
+        if unknown:
+            raise ValueError(f"DCGANConfig: unknown augment {sorted(unknown)}; expected some of {sorted(AUGMENTS)}")
+        if self.r1 < 0 or not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"DCGANConfig: expected r1 >= 0 and 0 <= ema < 1, got r1={self.r1}, ema={self.ema}")
 
     @property
     def num_ups(self) -> int:
@@ -93,7 +131,8 @@ class DCGANConfig(Presets):
 
     @classmethod
     def paper(cls) -> DCGANConfig:
-        """z of 100 -> 4x4x256 -> transposed convolutions -> 64x64 (Radford et al. 2016's layout)."""
+        """z of 100 -> 4x4x256 -> transposed convolutions -> 64x64 (Radford et al. 2016's layout),
+        trained as DCGAN was: Adam 2e-4 for both, batch norm in D, no augmentation, no average."""
         return cls(image_size=64, nz=100, ngf=32, ndf=32, upsample="transposed")
 
 
@@ -143,19 +182,30 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, 1, S, S) -> one logit per image (B,): Conv4 s2 + LReLU, (Conv4 s2, BN, LReLU) x n, Conv4."""
+    """image (B, 1, S, S) -> one logit per image (B,): Conv4 s2 + LReLU, (Conv4 s2, norm, LReLU) x n, Conv4.
+
+    ``cfg.d_norm``: "batch" (DCGAN) or "spectral": every convolution spectrally normalised (its
+    weight divided by its largest singular value, estimated by one power iteration per training
+    forward pass; Miyato et al. 2018), and no batch norm, so that D is about 1-Lipschitz layer by layer.
+    """
 
     def __init__(self, cfg: DCGANConfig):
         super().__init__()
         self.cfg = cfg
+        sn = cfg.d_norm == "spectral"
         ch = cfg.ndf
         layers = [nn.Conv2d(1, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no norm on the input layer
         for _ in range(cfg.num_ups - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=sn)] + ([] if sn else [nn.BatchNorm2d(ch * 2)])
+            layers += [nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # (B, ch, 4, 4) -> (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
+        if sn:  # W / sigma_max(W), sigma by power iteration (its vectors drawn from the seed)
+            for i, m in enumerate(self.net):
+                if isinstance(m, nn.Conv2d):
+                    self.net[i] = nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.cfg.image_size
@@ -164,16 +214,38 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten()  # (B,)
 
 
+# ------------------------------------------------------------------ data-efficient training
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """The R1 penalty (Mescheder et al. 2018): ``E_x ||grad_x D(x)||^2`` over real images ``x``
+    (B, C, H, W), a scalar with a graph for D's update. It penalises D's slope on the data, where
+    an over-confident D would otherwise push G's gradients to explode or vanish."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)  # (B, C, H, W)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 def gan_step(
-    modules: dict, optimizers: dict, batch, nz: int, label_smoothing: float = 0.0, instance_noise: float = 0.0
+    modules: dict,
+    optimizers: dict,
+    batch,
+    nz: int,
+    label_smoothing: float = 0.0,
+    instance_noise: float = 0.0,
+    augment: str = "",
+    r1: float = 0.0,
 ) -> dict[str, float]:
     """The update step: one update of the discriminator ``modules["D"]`` (``optimizers["opt_d"]``),
     then one of the generator ``modules["G"]`` (``optimizers["opt_g"]``).
 
-    ``batch``: real images (B, 1, S, S) in [-1, 1] (or a tuple whose first item they are). The
-    latent vectors ``z`` (B, ``nz``) and any instance noise come from torch's global generator
-    (drawn on the CPU: the same draws on any device). Returns the losses and ``d_real`` /
-    ``d_fake``, D's mean probabilities that real / generated images are real.
+    ``batch``: real images (B, 1, S, S) in [-1, 1] (or a tuple whose first item they are). Every
+    image D sees, real or generated, in either step, passes through ``look``: DiffAugment with
+    the policy ``augment`` (:func:`diff_augment`), then instance noise of std ``instance_noise``.
+    D's loss adds ``r1 / 2`` times the R1 penalty on the (augmented) real batch. The latent vectors
+    ``z`` (B, ``nz``), augmentations and noise come from torch's global generator (drawn on the
+    CPU: the same draws on any device). Returns the losses and ``d_real`` / ``d_fake``, D's mean
+    probabilities that real / generated images are real.
     """
     G, D, opt_g, opt_d = modules["G"], modules["D"], optimizers["opt_g"], optimizers["opt_d"]
     real = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -184,18 +256,21 @@ def gan_step(
     z = torch.randn(real.shape[0], nz).to(device)  # (B, nz)
     fake = G(z)  # (B, 1, S, S)
 
-    def noisy(x):  # instance noise, fresh for every look of D
+    def look(x):  # what D sees: a fresh augmentation and fresh instance noise at every look
+        x = diff_augment(x, augment) if augment else x
         return x + instance_noise * torch.randn(x.shape).to(device) if instance_noise > 0 else x
 
     # 1) discriminator: push D(x) -> 1 and D(G(z)) -> 0; G is held fixed (detach)
-    real_logits, fake_logits = D(noisy(real)), D(noisy(fake.detach()))
+    real_seen = look(real)
+    real_logits, fake_logits = D(real_seen), D(look(fake.detach()))
     loss_d = discriminator_loss(real_logits, fake_logits, real_label=1.0 - label_smoothing)
+    penalty = r1_penalty(D, real_seen) if r1 > 0 else torch.zeros(())
     opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
+    (loss_d + 0.5 * r1 * penalty).backward()
     opt_d.step()
 
     # 2) generator: push the updated D(G(z)) -> 1; only G's optimiser steps
-    loss_g = generator_loss(D(noisy(fake)))
+    loss_g = generator_loss(D(look(fake)))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -204,6 +279,7 @@ def gan_step(
         "loss_g": loss_g.item(),
         "d_real": torch.sigmoid(real_logits).mean().item(),
         "d_fake": torch.sigmoid(fake_logits).mean().item(),
+        **({"r1": penalty.item()} if r1 > 0 else {}),
     }
 
 

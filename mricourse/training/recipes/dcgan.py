@@ -5,7 +5,12 @@ Data: the chapter's slices (the paper's 528 training subjects, synthesised; or t
 ``slices`` folder), resized to the generator's size by area averaging and mapped from [0, 1.5] to
 [-1, 1] (:class:`~mricourse.data.t1slices.GANSlices`). Update: :func:`~mricourse.models.dcgan.gan_step`,
 one step of D, then one of G, with fresh latent vectors from torch's generator (seeded and
-checkpointed by ``fit``). Adam (2e-4, beta1 0.5) for both players at a constant rate, as in DCGAN.
+checkpointed by ``fit``); as the config asks (the presets train as DCGAN did; see
+:data:`~mricourse.models.dcgan.DATA_EFFICIENT`): every image D sees passed through DiffAugment
+(``augment``), D spectrally normalised (``d_norm``) or R1-penalised (``r1``), Adam (beta1 0.5) at
+two constant learning rates (``lr_d`` and ``lr_g``; 2e-4 for both, as in DCGAN, or D's faster:
+TTUR), and an exponential moving average of G's weights (decay ``ema``), updated after every step
+and put into G when ``fit`` returns.
 Evaluation: the median NCC of generated slices with their nearest training slice, beside that of
 held-out real slices (a generator that copies its training set scores higher than new subjects do).
 """
@@ -20,6 +25,7 @@ from ...data.t1slices import GANSlices, t1_slices
 from ...gan_eval import nearest_neighbours
 from ...inference import from_gan_range
 from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, gan_step
+from ..averaging import WeightAverage
 from ..schedules import ConstantSchedule
 from .base import Recipe, apply_overrides, define
 
@@ -42,8 +48,8 @@ def evaluate(modules, val_set: GANSlices, train_set: GANSlices) -> dict[str, flo
 def build(profile, data, overrides, seed) -> Recipe:
     cfg = apply_overrides(DCGANConfig.for_profile(profile), overrides)
     G, D = DCGANGenerator(cfg), DCGANDiscriminator(cfg)  # weights from the seed (DCGAN's N(0, 0.02))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     train, test = t1_slices(profile, data)
     train_set = GANSlices(train["images"], cfg.image_size, VMAX)
     steps = profile.pick(smoke=8, cpu=1500, gpu=8000)
@@ -52,8 +58,15 @@ def build(profile, data, overrides, seed) -> Recipe:
         cfg,
         {"G": G, "D": D},
         {"opt_g": opt_g, "opt_d": opt_d},
-        {"opt_g": ConstantSchedule(opt_g, cfg.lr, steps), "opt_d": ConstantSchedule(opt_d, cfg.lr, steps)},
-        partial(gan_step, nz=cfg.nz, label_smoothing=cfg.label_smoothing, instance_noise=cfg.instance_noise),
+        {"opt_g": ConstantSchedule(opt_g, cfg.lr_g, steps), "opt_d": ConstantSchedule(opt_d, cfg.lr_d, steps)},
+        partial(
+            gan_step,
+            nz=cfg.nz,
+            label_smoothing=cfg.label_smoothing,
+            instance_noise=cfg.instance_noise,
+            augment=cfg.augment,
+            r1=cfg.r1,
+        ),
         train_set,
         batch_size=profile.pick(smoke=4, cpu=32, gpu=64),
         steps=steps,
@@ -63,4 +76,5 @@ def build(profile, data, overrides, seed) -> Recipe:
         val_set=GANSlices(test["images"], cfg.image_size, VMAX),
         evaluate=partial(evaluate, train_set=train_set),
         log_every=profile.pick(smoke=2, cpu=20, gpu=50),
+        averages={"G": WeightAverage(G, cfg.ema)} if cfg.ema > 0 else {},
     )
