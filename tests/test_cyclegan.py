@@ -179,3 +179,36 @@ def test_stacked_discriminator_call_equals_separate_calls():
     real, fake = torch.randn(2, 1, 64, 64), torch.randn(2, 1, 64, 64)
     both = d(torch.cat([real, fake]))
     assert torch.allclose(both[:2], d(real), atol=1e-5) and torch.allclose(both[2:], d(fake), atol=1e-5)
+
+
+def test_recipes_average_both_generators_and_the_paired_unet():
+    """cyclegan keeps a weight average of G_AB and G_BA (not of the discriminators), unet_t1t2 of
+    its U-Net; after fit the modules hold the averages, and use_averages(False) gives back the last
+    weights, which differ from them."""
+    from mricourse.training.recipes.base import weights_hash
+
+    r = mc.recipe("cyclegan", "smoke", seed=3)
+    assert set(r.averages) == {"G_AB", "G_BA"} and r.averages["G_AB"].decay == r.config.ema > 0
+    r.set_steps(4)
+    r.fit(progress=False)
+    averaged = weights_hash({"G_AB": r.modules["G_AB"]})
+    r.use_averages(False)
+    assert weights_hash({"G_AB": r.modules["G_AB"]}) != averaged
+    r.use_averages(True)
+    assert weights_hash({"G_AB": r.modules["G_AB"]}) == averaged
+    u = mc.recipe("unet_t1t2", "smoke")
+    assert set(u.averages) == {"model"} and u.averages["model"].decay == u.config.ema > 0
+    assert mc.recipe("cyclegan", "smoke", overrides={"ema": "0"}).averages == {}
+
+
+def test_validation_subjects_are_neither_training_nor_test_subjects():
+    from mricourse.training.recipes.cyclegan import SLICES, t1t2_slices, validation_slices
+
+    p = mc.profile("smoke")
+    train, test = t1t2_slices(None, p)
+    val = validation_slices(p)
+    assert (
+        val.shape == test["images"].shape
+        and len({SLICES["smoke"][k] for k in ("seed", "test_seed")} | {mc.recipes.cyclegan.VAL_SEED}) == 3
+    )
+    assert not any(torch.equal(val[0], x) for x in (*train["images"], *test["images"]))

@@ -6,17 +6,21 @@ the other half (:class:`~mricourse.data.unpaired.UnpairedSlices`, a new random p
 Adam (lr 2e-4, beta1 0.5) for the generators and for the discriminators, each learning rate
 constant for the first half of the run, then linear to zero by the step (CycleGAN's schedule);
 the update is :func:`~mricourse.models.cyclegan.cyclegan_step`, with one image pool of past fakes
-per domain.
+per domain. Both generators have a weight average (EMA, decay ``ema`` of the config: 0.995 in the
+cpu profile), which is the model after training; the identity loss is off (``lambda_identity``: see
+:class:`~mricourse.models.cyclegan.CycleGANConfig` for the validation run that chose both).
 
 ``unet_t1t2``: the chapter's upper bound, a U-Net trained with an L1 loss on **paired** T1w/T2w
-slices of every training subject; Adam with a one-cycle learning rate.
+slices of every training subject; Adam with a one-cycle learning rate and, as for CycleGAN, a
+weight average (``ema``).
 
 Data: without ``--data``, the chapter's digital-brain slices (:data:`SLICES`, synthesised in
 memory; test subjects from another seed); with it, a ``slices`` folder (``train.npz``,
 ``test.npz`` with T1w and T2w, ``python data_scripts/make_data.py slices``). Intensities are
 scaled so that the brain's 99.5th percentile is 1 and clipped at :data:`CLIP`; the networks see
 [-1, 1] (:func:`~mricourse.inference.to_gan_range` with ``vmax=CLIP``). Evaluation: T1 -> T2 of
-the held-out subjects against their true T2 (MAE, PSNR and SSIM on [0, CLIP]).
+the held-out subjects against their true T2 (MAE, PSNR and SSIM on [0, CLIP]). Settings are
+chosen on validation subjects (:func:`validation_slices`, another seed), never the test ones.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ from ...layers import UNet
 from ...metrics import psnr, ssim
 from ...models.cyclegan import CycleGANConfig, ImagePool, cyclegan_networks, cyclegan_step
 from ...profiles import Presets, Profile
+from ..averaging import WeightAverage
 from ..fit import supervised_update
 from ..schedules import LinearDecaySchedule, OneCycleSchedule
 from .base import Recipe, apply_overrides, define
 
-__all__ = ["SLICES", "CLIP", "PairedUNetConfig", "t1t2_slices", "evaluate_t1_to_t2"]
+__all__ = ["SLICES", "CLIP", "VAL_SEED", "PairedUNetConfig", "t1t2_slices", "validation_slices", "evaluate_t1_to_t2"]
 
 #: intensities are scaled so that the brain's 99.5th percentile is 1; [0, CLIP] maps to [-1, 1]
 CLIP = 1.5
@@ -52,19 +57,23 @@ SLICES = {
     "cpu": dict(train=160, test=24, size=64, per_subject=3, seed=5, test_seed=50),
     "gpu": dict(train=800, test=100, size=128, per_subject=5, seed=5, test_seed=50),
 }
+#: the seed of the validation subjects (as many as the test subjects), on which settings are chosen
+VAL_SEED = 60
 
 
 @dataclass
 class PairedUNetConfig(Presets):
     """The paired baseline: a 2D U-Net (:class:`~mricourse.layers.UNet`) of ``num_pools`` levels
-    with ``chans`` channels at the first, trained with Adam at a one-cycle peak rate ``lr``."""
+    with ``chans`` channels at the first, trained with Adam at a one-cycle peak rate ``lr``, with a
+    weight average of decay ``ema`` (0: none)."""
 
     chans: int = 32
     num_pools: int = 3
     lr: float = 2e-3
+    ema: float = 0.995
 
     #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
-    PRESETS = {"smoke": {"chans": 8}, "cpu": {"chans": 16}, "gpu": {"chans": 32}}
+    PRESETS = {"smoke": {"chans": 8}, "cpu": {"chans": 16}, "gpu": {"chans": 32, "ema": 0.999}}
 
 
 def t1t2_slices(data, profile: Profile) -> tuple[dict, dict]:
@@ -77,6 +86,14 @@ def t1t2_slices(data, profile: Profile) -> tuple[dict, dict]:
         make = partial(brain_slices, contrasts=("T1w", "T2w"), size=p["size"], slices_per_subject=p["per_subject"])
         train, test = make(p["train"], seed=p["seed"]), make(p["test"], seed=p["test_seed"])
     return tuple({"images": d["images"].float().clamp(0, CLIP), "subject": d["subject"]} for d in (train, test))
+
+
+def validation_slices(profile: Profile) -> torch.Tensor:
+    """Paired validation slices (N, 2, H, W), T1w and T2w in [0, CLIP]: as many new subjects as
+    the test set, from :data:`VAL_SEED` (neither training nor test subjects)."""
+    p = SLICES[profile.name]
+    d = brain_slices(p["test"], contrasts=("T1w", "T2w"), size=p["size"], slices_per_subject=p["per_subject"], seed=VAL_SEED)
+    return d["images"].float().clamp(0, CLIP)
 
 
 def _unpaired(train: dict) -> UnpairedSlices:
@@ -126,6 +143,7 @@ def build(profile, data, overrides, seed) -> Recipe:
         evaluate=lambda modules, test: evaluate_t1_to_t2(modules["G_AB"], test),
         local_state={"pool_A": pools["A"], "pool_B": pools["B"]},
         log_every=profile.pick(smoke=2, cpu=25, gpu=100),
+        averages={k: WeightAverage(modules[k], cfg.ema) for k in ("G_AB", "G_BA")} if cfg.ema else {},
     )
 
 
@@ -153,6 +171,7 @@ def build_unet(profile, data, overrides, seed) -> Recipe:
         val_set=test["images"],
         evaluate=lambda modules, test: evaluate_t1_to_t2(modules["model"], test),
         log_every=profile.pick(smoke=2, cpu=10, gpu=50),
+        averages={"model": WeightAverage(model, cfg.ema)} if cfg.ema else {},
     )
 
 
