@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 import mricourse as mc
 from mricourse.data.crops import RandomCrops3D
@@ -73,8 +74,8 @@ def test_label_conversion():
     assert torch.equal(classes_to_labels(labels_to_classes(seg)), seg)
 
 
-@pytest.mark.parametrize("adversarial", [True, False])
-def test_one_batch_overfit(adversarial):
+@pytest.mark.parametrize("adversarial, seg_loss", [(True, "dice_ce"), (False, "dice_ce"), (False, "gdl")])
+def test_one_batch_overfit(adversarial, seg_loss):
     torch.manual_seed(0)
     cfg = Vox2VoxConfig.smoke()
     cfg.dropout = 0.0
@@ -87,13 +88,33 @@ def test_one_batch_overfit(adversarial):
     y[..., 4:12, 4:12, 4:12] = 2
     y[..., 6:10, 6:10, 6:10] = 3
     x[:, 0] += 2 * (y[:, 0] > 0)
-    hist = [vox2vox_step(modules, opts, (x, y), alpha=cfg.alpha, adversarial=adversarial) for _ in range(60)]
-    assert hist[-1]["gdl"] < 0.5 * hist[0]["gdl"]
-    assert set(hist[0]) == ({"gdl", "G_adv", "D"} if adversarial else {"gdl"})
+    hist = [vox2vox_step(modules, opts, (x, y), alpha=cfg.alpha, adversarial=adversarial, seg_loss=seg_loss) for _ in range(60)]
+    assert hist[-1]["seg"] < 0.5 * hist[0]["seg"]
+    assert set(hist[0]) == ({"seg", "G_adv", "D"} if adversarial else {"seg"})
     assert set(segment(modules["G"], x).unique().tolist()) <= {0, 1, 2, 4}
     assert segment(modules["G"], x, largest=True).shape == (1, 1, 16, 16, 16)
     if adversarial:
         assert all(p.requires_grad for p in modules["D"].parameters())  # thawed after the generator's update
+
+
+def test_segmentation_loss_is_dice_plus_cross_entropy_or_gdl():
+    from mricourse.losses import generalised_dice_loss
+    from mricourse.models.vox2vox import segmentation_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 6, 7, generator=g)
+    y = torch.randint(0, 4, (2, 1, 5, 6, 7), generator=g)
+    probs = logits.softmax(1)
+    onehot = F.one_hot(y[:, 0], 4).movedim(-1, 1).float()
+    inter, total = (probs * onehot)[:, 1:].sum((2, 3, 4)), (probs + onehot)[:, 1:].sum((2, 3, 4))
+    dice = 1 - ((2 * inter + 1e-6) / (total + 1e-6)).mean()  # the tumour classes, per crop
+    expected = dice + F.cross_entropy(logits, y[:, 0])
+    assert torch.allclose(segmentation_loss(probs, y, "dice_ce"), expected, atol=1e-5)
+    assert torch.allclose(segmentation_loss(probs, y, "gdl"), generalised_dice_loss(probs, onehot))
+    perfect = F.one_hot(y[:, 0], 4).movedim(-1, 1).float()
+    assert segmentation_loss(perfect, y, "dice_ce") < 1e-5  # no loss for a sure, right answer
+    with pytest.raises(ValueError, match="dice_ce"):
+        segmentation_loss(probs, y, "focal")
 
 
 def test_random_crops_follow_their_seed():
@@ -116,6 +137,8 @@ def test_recipes_share_the_generator_and_the_data():
     discriminator. The chapter's cases are written in the BraTS layout and split by subject."""
     v, u = mc.recipe("vox2vox", "smoke", seed=1), mc.recipe("unet3d_brats", "smoke", seed=1)
     assert set(v.modules) == {"G", "D"} and set(u.modules) == {"G"}
+    assert v.settings["seg_loss"] == u.settings["seg_loss"] == "dice_ce"  # the same segmentation loss
+    assert set(v.averages) == set(u.averages) and v.config.ema == u.config.ema
     assert mc.training.recipes.weights_hash({"G": v.modules["G"]}) == u.weights_hash()
     assert all(torch.equal(a[0], b[0]) for a, b in zip((v.train_set[i] for i in range(4)), (u.train_set[i] for i in range(4))))
     sizes = mc.recipes.vox2vox.CASES["smoke"]

@@ -7,13 +7,15 @@ The generator is a 3D U-Net mapping 4 contrasts (T1, T1ce, T2, FLAIR) to a softm
 (background and the BraTS labels 1, 2, 4); the discriminator is a 3D PatchGAN on the pair
 (image, segmentation). The generator minimises
 
-    L_G = alpha * GDL(G(x), y) + L_lsgan(D(x, G(x)), 1),     alpha = 5,
+    L_G = alpha * L_seg(G(x), y) + L_lsgan(D(x, G(x)), 1),     alpha = 5,
 
-with the generalised Dice loss GDL (Sudre et al. 2017), and the discriminator
-``0.5 (L_lsgan(D(x, y), 1) + L_lsgan(D(x, G(x)), 0))``. The networks are plain modules
+with the segmentation loss ``L_seg`` (:func:`segmentation_loss`): the paper's generalised Dice
+loss (Sudre et al. 2017, ``"gdl"``) or, the default, the soft Dice loss of the tumour classes plus
+the voxel-wise cross-entropy (``"dice_ce"``, the pairing of nnU-Net, Isensee et al. 2021); and the
+discriminator ``0.5 (L_lsgan(D(x, y), 1) + L_lsgan(D(x, G(x)), 0))``. The networks are plain modules
 (:func:`vox2vox_networks`); the alternating update is :func:`vox2vox_step`; the optimisers and the
 data belong to the training recipes (``mc.recipe("vox2vox")``, and ``mc.recipe("unet3d_brats")``
-for the same generator trained with the Dice loss alone).
+for the same generator trained with the segmentation loss alone).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from ..data.tumour import classes_to_labels
 from ..inference import predict
 from ..layers import PatchDiscriminator
-from ..losses import generalised_dice_loss, lsgan_loss
+from ..losses import dice_loss, generalised_dice_loss, lsgan_loss
 from ..profiles import Presets
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Vox2VoxGenerator",
     "vox2vox_networks",
     "vox2vox_step",
+    "segmentation_loss",
     "segment",
     "largest_component",
 ]
@@ -43,7 +46,11 @@ __all__ = [
 
 @dataclass
 class Vox2VoxConfig(Presets):
-    """``paper()``: 128^3 crops, 64 base filters, 4 down/up levels, 4 bottleneck blocks."""
+    """``paper()``: 128^3 crops, 64 base filters, 4 down/up levels, 4 bottleneck blocks.
+
+    ``seg_loss``: ``"dice_ce"`` (soft Dice of the tumour classes + cross-entropy) or ``"gdl"``
+    (the paper's generalised Dice loss), for the GAN's generator and the baseline alike; ``ema``:
+    the decay of the generator's weight average (0: none)."""
 
     in_chans: int = 4
     num_classes: int = 4
@@ -57,6 +64,8 @@ class Vox2VoxConfig(Presets):
     lr: float = 2e-4
     beta1: float = 0.5
     crop: int = 128
+    seg_loss: str = "dice_ce"
+    ema: float = 0.0
 
     #: the profile presets (:class:`mricourse.profiles.Presets`): the fields each profile sets over the defaults
     PRESETS = {
@@ -167,27 +176,51 @@ def vox2vox_networks(cfg: Vox2VoxConfig) -> dict[str, nn.Module]:
     }
 
 
-def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, adversarial: bool = True) -> dict[str, float]:
+SEG_LOSSES = ("dice_ce", "gdl")
+
+
+def segmentation_loss(probs: torch.Tensor, classes: torch.Tensor, kind: str = "dice_ce") -> torch.Tensor:
+    """The generator's segmentation loss of class probabilities (B, K, D, H, W) against class
+    indices (B, 1, D, H, W) long.
+
+    ``"dice_ce"``: ``dice_loss(p, r) + CE(p, y)``, the soft Dice loss of the tumour classes (per
+    crop, averaged over classes 1..K-1; :func:`~mricourse.losses.dice_loss`) plus the mean
+    voxel-wise cross-entropy ``-log p_y``: Dice keeps the small classes from being swamped by the
+    background, cross-entropy gives every voxel a gradient that does not vanish when a class is
+    missed altogether. ``"gdl"``: the generalised Dice loss (Sudre et al. 2017), Cirillo et al.'s."""
+    if kind not in SEG_LOSSES:
+        raise ValueError(f"segmentation_loss: expected kind in {SEG_LOSSES}, got {kind!r}")
+    y1h = F.one_hot(classes.squeeze(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)  # (B, K, D, H, W)
+    if kind == "gdl":
+        return generalised_dice_loss(probs, y1h)
+    ce = F.nll_loss(probs.clamp_min(1e-7).log(), classes.squeeze(1))  # the softmax is the generator's last layer
+    return dice_loss(probs, y1h) + ce
+
+
+def vox2vox_step(
+    modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, adversarial: bool = True, seg_loss: str = "dice_ce"
+) -> dict[str, float]:
     """One update on ``(images (B, 4, D, H, W), classes (B, 1, D, H, W) long)``.
 
     ``modules``: ``G`` and ``D`` (:func:`vox2vox_networks`); ``optimizers``: ``opt_G`` and
-    ``opt_D``. The generator minimises ``alpha * GDL(G(x), y) + L_lsgan(D(x, G(x)), 1)`` with the
-    discriminator frozen; then the discriminator learns real pairs (x, y) from generated pairs
-    (x, G(x)). With ``adversarial=False`` only ``G`` is trained (``opt_G``), with the generalised
-    Dice loss alone: the chapter's baseline (same network, same data, same steps). The learning
-    rates belong to the schedules, which the caller advances."""
+    ``opt_D``. The generator minimises ``alpha * L_seg(G(x), y) + L_lsgan(D(x, G(x)), 1)`` with the
+    discriminator frozen (``L_seg``: :func:`segmentation_loss` of kind ``seg_loss``); then the
+    discriminator learns real pairs (x, y) from generated pairs (x, G(x)). With
+    ``adversarial=False`` only ``G`` is trained (``opt_G``), with ``L_seg`` alone: the chapter's
+    baseline (same network, same loss, same data, same steps). The learning rates belong to the
+    schedules, which the caller advances."""
     G, opt_G = modules["G"], optimizers["opt_G"]
     device = next(G.parameters()).device
     x, y = (t.to(device) for t in batch)
     G.train()
     probs = G(x)  # (B, K, D, H, W)
     y1h = F.one_hot(y.squeeze(1), probs.shape[1]).movedim(-1, 1).float()  # (B, K, D, H, W)
-    gdl = generalised_dice_loss(probs, y1h)
+    seg = segmentation_loss(probs, y, seg_loss)
     if not adversarial:
         opt_G.zero_grad(set_to_none=True)
-        gdl.backward()
+        seg.backward()
         opt_G.step()
-        return {"gdl": gdl.item()}
+        return {"seg": seg.item()}
     D, opt_D = modules["D"], optimizers["opt_D"]
     D.train()
     # 1. generator: fool D on (x, G(x)) and match the labels
@@ -196,7 +229,7 @@ def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, 
     d_fake = D(torch.cat([x, probs], 1))
     adv = lsgan_loss(d_fake, True)
     opt_G.zero_grad(set_to_none=True)
-    (alpha * gdl + adv).backward()
+    (alpha * seg + adv).backward()
     opt_G.step()
     # 2. discriminator: real pairs (x, y) vs generated pairs (x, G(x))
     for p in D.parameters():
@@ -206,7 +239,7 @@ def vox2vox_step(modules: dict, optimizers: dict, batch, *, alpha: float = 5.0, 
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
     opt_D.step()
-    return {"gdl": gdl.item(), "G_adv": adv.item(), "D": loss_D.item()}
+    return {"seg": seg.item(), "G_adv": adv.item(), "D": loss_D.item()}
 
 
 def segment(generator: nn.Module, x: torch.Tensor, largest: bool = False, batch_size: int = 1) -> torch.Tensor:
