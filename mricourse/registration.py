@@ -25,6 +25,7 @@ method is warped and scored by the same :func:`mricourse.warp` and :func:`score_
 from __future__ import annotations
 
 import importlib.util
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -394,6 +395,9 @@ def ants_register(fixed, moving, cfg: AntsConfig | None = None) -> IterativeResu
     total wall time (arrays to field) under ``seconds["syn"]``, ANTs' warped moving image as
     ``warped``. ANTs writes its transforms to a temporary folder, removed afterwards.
     """
+    # ITK's threads split the metric's sums differently from run to run: one thread makes SyN
+    # repeatable (read once, when ANTs' ITK first starts threads; a user's own setting is kept)
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     import ants
     import ants.config
 

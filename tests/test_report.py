@@ -68,3 +68,11 @@ def test_speed_table_and_the_ratio_of_two_runs(tmp_path, monkeypatch):
     cmp = compare_speed(before, after).rows
     assert cmp == [["02_x / net", 2.0, 3.0, 1.5]]  # only models in both runs
     assert speed_table({"03_y": {"training": {"old": {"steps": 3}}}}).rows == []  # no speed recorded: no row
+
+
+def test_a_metric_whose_name_holds_a_slash_stays_one_column():
+    from mricourse.course.report import chapter_table
+
+    table = chapter_table("06", {"metrics": {"shape": {"Vox2Vox": {"components": 2.0, "surface / volume": 0.3}}}})
+    assert table.header == ["method", "components", "surface / volume"]
+    assert table.rows == [["shape / Vox2Vox", 2.0, 0.3]]

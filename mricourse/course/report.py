@@ -82,12 +82,21 @@ def summary_table(results: dict[str, dict]) -> Table:
     return Table(rows, ["chapter", "headline metric", "model", "baseline", "gain", "profile", "wall time (s)"], "Summary")
 
 
+def _leaves(d: dict, path: tuple = ()) -> list[tuple[tuple, object]]:
+    """``(keys from the top, value)`` of every leaf of a nested dict."""
+    out = []
+    for k, v in d.items():
+        out += _leaves(v, (*path, str(k))) if isinstance(v, dict) else [((*path, str(k)), v)]
+    return out
+
+
 def chapter_table(chapter: str, r: dict) -> Table:
-    """The chapter's metrics: one row per method (or setting / method), one column per metric."""
+    """The chapter's metrics: one row per method (or setting / method), one column per metric (a
+    metric's own name may hold " / ", as "surface / volume" does)."""
     rows: dict[str, dict] = {}
-    for key, value in _flat(r["metrics"]).items():
-        method, _, metric = key.rpartition(" / ")
-        rows.setdefault(method or key, {})[metric or key] = value
+    for path, value in _leaves(r["metrics"]):
+        method, metric = " / ".join(path[:-1]), path[-1]
+        rows.setdefault(method or metric, {})[metric] = value
     cols = list(dict.fromkeys(m for v in rows.values() for m in v))
     return Table([[k] + [v.get(c, "") for c in cols] for k, v in rows.items()], ["method", *cols], chapter)
 
