@@ -123,18 +123,15 @@ class FastMRIVarNet(nn.Module):
 def _varnet_slices(params: dict, start: int, n: int, seed: int) -> list[dict]:
     """``n`` single-slice fastMRI-format items (k-space, RSS target, maximum) of the subjects
     ``start ..``, simulated in memory with the settings of the course's fastMRI data set."""
-    from ..data import brain_slices, multicoil_kspace
+    from ..data import brain_acquisition, draw_acquisition
 
-    d = brain_slices(n, tuple(params["contrasts"][:1]), size=params["size"], seed=seed, start=start)
     items = []
     for i in range(n):
-        acq = multicoil_kspace(
-            d["images"][i : i + 1, 0],
-            num_coils=params["coils"],
-            snr=params["snr"],
-            seed=10_000 + start + i,
-            oversample=params["oversample"],
-        )
+        scanner = draw_acquisition(seed, start + i, params["coils"], params["snr"])
+        acq = brain_acquisition(
+            start + i, params["contrasts"][0], params["size"], 1, scanner["coils"], scanner["snr"],
+            params["oversample"], params.get("finer", 1), seed,
+        )  # fmt: skip
         target = acq["target"][0]
         items.append(
             {
