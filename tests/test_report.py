@@ -1,7 +1,9 @@
 import json
 
+import pytest
+
 import mricourse as mc
-from mricourse.course.report import render_markdown, summary_table
+from mricourse.course.report import ood_table, render_markdown, summary_table
 
 
 def _fake(tmp_path, monkeypatch):
@@ -76,3 +78,25 @@ def test_a_metric_whose_name_holds_a_slash_stays_one_column():
     table = chapter_table("06", {"metrics": {"shape": {"Vox2Vox": {"components": 2.0, "surface / volume": 0.3}}}})
     assert table.header == ["method", "components", "surface / volume"]
     assert table.rows == [["shape / Vox2Vox", 2.0, 0.3]]
+
+
+def test_out_of_distribution_beside_in_distribution(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRICOURSE_RESULTS", str(tmp_path))
+    monkeypatch.setenv("MRICOURSE_PROFILE", "cpu")
+    mc.save_results(
+        "03_fastmri_varnet",
+        {"4x": {"VarNet": {"ssim": 0.95}, "CG-SENSE": {"ssim": 0.85}}},
+        headline={"metric": "ssim", "setting": "4x", "model": "VarNet", "baseline": "CG-SENSE"},
+        ood={"what": "the PDw contrast", "metrics": {"PDw": {"4x": {"VarNet": {"ssim": 0.80}, "CG-SENSE": {"ssim": 0.84}}}}},
+    )
+    results = mc.load_results(tmp_path)
+    table = ood_table(results)
+    gains = {row[2]: row[5] for row in table.rows if row[5] != ""}
+    assert abs(gains["in distribution (the chapter's test)"] - 0.10) < 1e-9
+    assert abs(gains["PDw"] - (-0.04)) < 1e-9  # the baseline wins out of distribution: a negative gain
+    md = render_markdown(results)
+    assert "In and out of distribution" in md and "never trained on: the PDw contrast" in md
+    assert "| PDw / 4x / VarNet | 0.8 |" in md
+    with pytest.raises(ValueError, match="ood"):
+        mc.save_results("03_fastmri_varnet", {"m": {"x": 1.0}}, ood={"metrics": {"PDw": {}}})
+    assert ood_table({"08": {"metrics": {"m": {"x": 1}}, "headline": {}}}) is None

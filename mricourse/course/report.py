@@ -17,7 +17,7 @@ from ..training.fit import StepTimer
 from .results import load_anchors, load_results, results_dir
 from .viz import Table
 
-__all__ = ["PAPER", "summary_table", "speed_table", "compare_speed", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
+__all__ = ["PAPER", "summary_table", "ood_table", "speed_table", "compare_speed", "chapter_table", "render_markdown", "anchors_table", "render_anchors", "results_page"]
 
 #: Published figures (on the papers' real data, at full scale), shown beside ours.
 PAPER: dict[str, str] = {
@@ -80,6 +80,30 @@ def summary_table(results: dict[str, dict]) -> Table:
             ]
         )
     return Table(rows, ["chapter", "headline metric", "model", "baseline", "gain", "profile", "wall time (s)"], "Summary")
+
+
+def ood_table(results: dict[str, dict]) -> Table | None:
+    """In and out of distribution side by side: for every chapter whose results file holds an
+    ``ood`` test (``mc.save_results(..., ood=...)``), the headline's model and baseline on the
+    chapter's own test data, then on each condition the model never trained on; the gain is the
+    model's lead over the baseline (negative: the baseline wins). None when no chapter has one."""
+    rows = []
+    for chapter, r in sorted(results.items()):
+        h, ood = r.get("headline") or {}, r.get("ood") or {}
+        if not h or not ood.get("metrics"):
+            continue
+        metric, setting, sign = h.get("metric", ""), h.get("setting"), 1 if h.get("higher_is_better", True) else -1
+        label = f"{metric} ({setting})" if setting else metric
+        conditions = [("in distribution (the chapter's test)", r["metrics"]), *ood["metrics"].items()]
+        for i, (cond, metrics) in enumerate(conditions):
+            m = _lookup(metrics, h.get("model", ""), metric, setting)
+            b = _lookup(metrics, h.get("baseline", ""), metric, setting)
+            gain = sign * (m - b) if all(isinstance(x, (int, float)) for x in (m, b)) else ""
+            rows.append([chapter if i == 0 else "", label if i == 0 else "", cond, "" if m is None else m, "" if b is None else b, gain])
+        rows.append(["", "", f"never trained on: {ood.get('what', '')}", "", "", ""])
+    if not rows:
+        return None
+    return Table(rows, ["chapter", "headline metric", "test data", "model", "baseline", "gain"], "In and out of distribution")
 
 
 def _leaves(d: dict, path: tuple = ()) -> list[tuple[tuple, object]]:
@@ -182,6 +206,15 @@ def _page_blocks(results: dict[str, dict]) -> list:
         if "environment" in r
     }
     parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results), ""]
+    if ood_table(results) is not None:
+        parts += [
+            "**In and out of distribution.** Each chapter's headline model and baseline on the chapter's own test data, "
+            "then on data unlike anything the model trained on (a contrast, acquisition, noise or degradation it never saw); "
+            "a negative gain means the baseline wins there.",
+            "",
+            ood_table(results),
+            "",
+        ]
     if _speeds(results):
         parts += [speed_table(results), ""]
     for chapter, r in sorted(results.items()):
@@ -195,6 +228,9 @@ def _page_blocks(results: dict[str, dict]) -> list:
             chapter_table(chapter, r),
             "",
         ]
+        if (r.get("ood") or {}).get("metrics"):
+            ood = {"metrics": {cond: m for cond, m in r["ood"]["metrics"].items()}}
+            parts += [f"Out of distribution, never trained on: {r['ood'].get('what', '')}", "", chapter_table(f"{chapter}: out of distribution", ood), ""]
         if training_table(chapter, r) is not None:
             parts += [training_table(chapter, r), ""]
         if chapter in PAPER:

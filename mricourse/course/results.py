@@ -114,6 +114,7 @@ def save_results(
     timings: dict | None = None,
     headline: dict | None = None,
     notes: str = "",
+    ood: dict | None = None,
     **extra,
 ) -> Path:
     """Write the chapter's results file atomically and return its path.
@@ -124,9 +125,22 @@ def save_results(
         timings: wall-clock seconds, e.g. ``{"data": ..., "training": ..., "evaluation": ...}``.
         headline: ``{"metric": "ssim", "setting": "4x", "model": "VarNet", "baseline": "CG-SENSE",
             "higher_is_better": True}``: what the results page's summary shows.
+        ood: the out-of-distribution test, ``{"what": "what the model never saw in training",
+            "metrics": {condition: {method or setting: {metric: value}}}}``, each condition's
+            metrics laid out as ``metrics`` is, so that the headline's model and baseline are found
+            in both; the results page shows both side by side.
     """
     if not isinstance(metrics, dict) or not metrics:
         raise ValueError("save_results: expected metrics as a non-empty {method: {metric: value}} dict")
+    if ood is not None:
+        conditions = ood.get("metrics") if isinstance(ood, dict) else None
+        if not isinstance(ood.get("what") if isinstance(ood, dict) else None, str) or not isinstance(conditions, dict) or not conditions:
+            raise ValueError(
+                "save_results: expected ood as {'what': str, 'metrics': {condition: {method: {metric: value}}}} "
+                "with at least one condition"
+            )
+        if not all(isinstance(v, dict) and v for v in conditions.values()):
+            raise ValueError("save_results: each ood condition needs a non-empty {method: {metric: value}} dict")
     record = {
         "chapter": chapter,
         "profile": _profile().name,
@@ -136,6 +150,7 @@ def save_results(
         "metrics": _plain(metrics),
         "headline": _plain(headline or {}),
         "notes": notes,
+        **({"ood": _plain(ood)} if ood is not None else {}),
         **_plain(extra),
     }
     path = results_dir() / f"{chapter}.json"
