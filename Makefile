@@ -9,6 +9,8 @@
 #   make colab-check every chapter (smoke) after the notebooks' own install cell, in a cached
 #               Colab-like environment (requirements/colab.txt: ipywidgets 7.7, numpy 2, ...)
 #   make oldest the unit tests on the oldest versions pyproject.toml admits (requirements/oldest.txt), in .venv-oldest
+#   make weights     the long-run weights: each listed recipe trained longer (cpu, at most 40 min a model),
+#               resumable, written with their manifests into mricourse/weights/ (mc.pretrained loads them)
 #   make student     student versions of the notebooks -> student/ (instructor versions -> instructor/)
 #   make check-book  build the smoke book and open every page in headless Chromium
 #   make lab    JupyterLab on the notebooks;   make clean   remove builds and the venv
@@ -23,7 +25,7 @@ export PYTHONHASHSEED := 0
 # PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install meta test lint unit nbval colab-check oldest book-check book bench lab clean lock student student-check check-book browser
+.PHONY: install meta test lint unit nbval colab-check oldest book-check book bench lab clean lock student student-check check-book browser weights
 
 install: $(STAMP)
 
@@ -55,6 +57,9 @@ ifneq ($(NOTEBOOKS),)
 	MRICOURSE_HEADLESS=1 MRICOURSE_PROFILE=smoke MRICOURSE_RESULTS=_build/smoke/results $(BIN)/python -m pytest -p no:cacheprovider \
 	  --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 endif
+
+weights: $(STAMP)
+	$(BIN)/python -m mricourse.training.weights --runs _build/weights-runs
 
 student: $(STAMP)
 	$(BIN)/python -m mricourse.course.exercises student notebooks/ --out student

@@ -1,0 +1,85 @@
+"""The long-run weights shipped in the package and the loading of a reader's own run."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import mricourse as mc
+from mricourse.training import cli, runs, weights
+from mricourse.training.recipes.base import weights_hash
+
+
+@pytest.mark.parametrize("task", runs.available_weights())
+def test_shipped_weights_match_their_manifest_and_reproduce_their_metrics(task):
+    info = runs.manifest(task)
+    assert runs.file_sha256(runs.weights_dir() / info["file"]) == info["sha256"]
+    assert info["curve"] and info["curve"][-1]["step"] == info["steps"] == info["record"]["steps"]
+    loaded = mc.pretrained(task)  # loads into today's model code
+    modules = loaded if isinstance(loaded, dict) else {"model": loaded}
+    got = weights.smoke_check(task, modules)
+    for k, v in info["smoke_check"].items():
+        assert abs(got[k] - v) < 2e-3, (k, got[k], v)
+
+
+def test_the_shipped_weights_are_small():
+    total = sum(p.stat().st_size for p in runs.weights_dir().glob("*.pt"))
+    assert total <= 30 * 2**20, f"{total / 2**20:.1f} MB of weights: the package ships at most 30 MB"
+
+
+def test_unknown_task_and_damaged_file(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="no long-run weights for 'nope'"):
+        mc.pretrained("nope")
+    monkeypatch.setattr(runs, "weights_dir", lambda: tmp_path)
+    r, curve, seconds = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
+    weights.export("toy", r, curve, seconds, tmp_path)
+    pt = tmp_path / "toy.pt"
+    data = bytearray(pt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        mc.pretrained("toy")
+
+
+def test_a_long_run_exports_loads_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "weights_dir", lambda: tmp_path / "weights")
+    r, curve, seconds = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
+    assert [p["step"] for p in curve] == [10, 20] and all("mse" in p for p in curve)
+    manifest = json.loads(weights.export("toy", r, curve, seconds).read_text())
+    assert manifest["dtype"] in ("float16", "float32") and manifest["steps"] == 20 and manifest["record"]["recipe"] == "toy"
+    model = mc.pretrained("toy")
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    assert abs(weights.smoke_check("toy", {"model": model})["mse"] - manifest["smoke_check"]["mse"]) < 1e-6
+    # the same command again resumes: nothing is trained twice, the curve is kept
+    r2, curve2, _ = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
+    assert curve2 == curve and r2.weights_hash() == r.weights_hash()
+
+
+def test_load_run_gives_the_trained_model(tmp_path):
+    out = tmp_path / "run"
+    cli.main(["train", "toy", "--profile", "smoke", "--out", str(out), "--config", "average=0.9"])
+    result = json.loads((out / "metrics.json").read_text())
+    model = mc.load_run(out)  # the weight average, the model the recipe keeps
+    assert weights_hash({"model": model}) == result["weights_sha256"] and not model.training
+    last = mc.load_run(out, averaged=False)
+    assert weights_hash({"model": last}) != result["weights_sha256"]
+    shutil.copy(out / "config.json", tmp_path / "config.json")
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt"):
+        mc.load_run(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(runs.NETWORKS))
+def test_records_of_every_recipe_rebuild_their_networks(name):
+    r = mc.recipe(name, "smoke", seed=0)
+    record = json.loads(json.dumps(r.record()))  # as config.json and the manifests hold it
+    rebuilt = runs.networks_from_record(record)
+    assert set(rebuilt) == set(r.modules)
+    for k, m in rebuilt.items():
+        m.load_state_dict(r.modules[k].state_dict())  # strict: the same parameters and shapes
+    assert weights_hash(rebuilt) == r.weights_hash()
+
+
+def test_a_recipe_without_a_rebuild_is_named():
+    with pytest.raises(ValueError, match="cannot rebuild the networks of recipe 'voxelmorph'"):
+        runs.networks_from_record({"recipe": "voxelmorph", "config": {}})
