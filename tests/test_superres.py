@@ -262,10 +262,10 @@ def test_srgan_overfits_one_batch_and_gan_step_runs():
     first = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg, adversarial=False)["mse"]
     for _ in range(60):
         last = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg, adversarial=False)
-    assert last["mse"] < 0.01 * first and set(last) == {"mse", "gdl"}
+    assert last["mse"] < 0.01 * first and set(last) == {"mse", "grad_diff"}
     assert all(torch.equal(a, b) for a, b in zip(d_before, modules["D"].parameters()))  # the content phase leaves D alone
     losses = mc.srgan_step(modules, opts, (lr, hr), cfg=cfg)
-    assert set(losses) == {"mse", "gdl", "adv", "d_loss"} and all(math.isfinite(v) for v in losses.values())
+    assert set(losses) == {"mse", "grad_diff", "adv", "d_loss"} and all(math.isfinite(v) for v in losses.values())
     assert not all(torch.equal(a, b) for a, b in zip(d_before, modules["D"].parameters()))
 
 

@@ -325,4 +325,4 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    return {"mse": mse.item(), "gdl": gdl.item(), **out}
+    return {"mse": mse.item(), "grad_diff": gdl.item(), **out}  # logged as grad_diff: "GDL" also names the generalised Dice loss
