@@ -4,11 +4,13 @@ and read back by the reader of the real BraTS data, each contrast z-scored over 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..files import file_lock
@@ -17,7 +19,7 @@ from .crops import zscore_brain
 from .nifti import read_brats_case, write_brats_case
 from .store import data_dir
 
-__all__ = ["synthetic_brats_cases", "read_cases"]
+__all__ = ["synthetic_brats_cases", "read_cases", "shifted_cases"]
 
 #: BraTS modality -> the digital brain's contrast
 MODALITIES = {"t1": "T1w", "t1ce": "T1w+c", "t2": "T2w", "flair": "FLAIR"}
@@ -79,3 +81,34 @@ def _read_case(folder: str, stamp: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.from_numpy(case["image"])
     seg = torch.from_numpy(case["seg"])[None]
     return zscore_brain(x, x.abs().sum(0) > 0), torch.where(seg == 4, torch.tensor(3), seg).long()
+
+
+def shifted_cases(seeds, resolution: float, acquisitions: dict[str, dict]) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The cases of the subjects ``seeds`` as :func:`read_cases` gives them, acquired otherwise (in
+    memory, nothing written): an out-of-distribution test on the same subjects and tumours.
+
+    ``acquisitions`` maps a name to the settings that differ from the chapter's cases, any of
+    ``noise`` (Rician, as in :func:`synthetic_brats_cases`, whose cases have 0.02), ``bias`` (the
+    power the subject's own bias field ``exp(0.2 n)`` is raised to: 1 as in the chapter's cases, 3
+    gives ``exp(0.6 n)``) and ``field`` (1.5 or 3.0 T tissue relaxation; the chapter's cases are
+    1.5 T). ``{}`` gives the cases of :func:`synthetic_brats_cases` (up to float32 rounding).
+    Returns ``{name: [(images (4, D, H, W) z-scored over the brain, classes (1, D, H, W))]}``.
+    """
+    unknown = {k for a in acquisitions.values() for k in a} - {"noise", "bias", "field"}
+    if unknown:
+        raise ValueError(f"shifted_cases: unknown settings {sorted(unknown)}; expected noise, bias or field")
+    out = {name: [] for name in acquisitions}
+    for seed in seeds:
+        subjects = {}  # one subject per field strength, shared by the acquisitions
+        for name, a in acquisitions.items():
+            field = float(a.get("field", 1.5))
+            if field not in subjects:
+                subjects[field] = make_subject(int(seed), resolution=resolution, tumour=True, field=field)
+            s = subjects[field]
+            if a.get("bias", 1.0) != 1.0:
+                s = dataclasses.replace(s, bias=(s.bias.astype(np.float64) ** a["bias"]).astype(np.float32))
+            noise = a.get("noise", 0.02)
+            x = torch.from_numpy(np.stack([s.image(c, noise=noise) * s.mask for c in MODALITIES.values()]))  # (4, D, H, W)
+            seg = torch.from_numpy(s.brats.astype(np.int64))[None]  # (1, D, H, W) BraTS labels 0/1/2/4
+            out[name].append((zscore_brain(x, x.abs().sum(0) > 0), torch.where(seg == 4, torch.tensor(3), seg)))
+    return out
