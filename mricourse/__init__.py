@@ -112,6 +112,6 @@ from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp
 from .training import recipes
 from .training.fit import fit, load_checkpoint
 from .training.recipes import recipe
-from .training.runs import load_run, pretrained
+from .training.runs import available_weights, load_run, pretrained, weights_manifest
 from .training.schedules import OneCycleSchedule
 from .utils import get_device, interactive_session, seed_everything, show_source

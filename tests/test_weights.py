@@ -13,7 +13,7 @@ from mricourse.training.recipes.base import weights_hash
 
 @pytest.mark.parametrize("task", runs.available_weights())
 def test_shipped_weights_match_their_manifest_and_reproduce_their_metrics(task):
-    info = runs.manifest(task)
+    info = runs.weights_manifest(task)
     assert runs.file_sha256(runs.weights_dir() / info["file"]) == info["sha256"]
     assert info["curve"] and info["curve"][-1]["step"] == info["steps"] == info["record"]["steps"]
     loaded = mc.pretrained(task)  # loads into today's model code

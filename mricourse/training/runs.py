@@ -25,7 +25,7 @@ from torch import nn
 
 from ..files import load_checked
 
-__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "weights_dir", "available_weights", "file_sha256"]
+__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "weights_manifest", "weights_dir", "available_weights", "file_sha256"]
 
 
 def _cfg(cls, config: dict):
@@ -188,7 +188,7 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def manifest(task: str) -> dict:
+def weights_manifest(task: str) -> dict:
     """The manifest of ``task``'s long-run weights; ``ValueError`` lists the tasks there are."""
     path = weights_dir() / f"{task}.json"
     if not path.is_file():
@@ -202,7 +202,7 @@ def pretrained(task: str, map_location="cpu"):
     float32: the network of a one-network recipe, else ``{name: network}``.
 
     The file's SHA-256 is checked against its manifest first; a mismatch raises ``ValueError``."""
-    info = manifest(task)
+    info = weights_manifest(task)
     path = weights_dir() / info["file"]
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the manifest {task}.json names it; reinstall mricourse or run make weights")
