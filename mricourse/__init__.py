@@ -111,6 +111,7 @@ from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue
 from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp
 from .training import recipes
 from .training.fit import fit, load_checkpoint
+from .training.own_scan import estimate_noise, head_mask, scale_intensities, varnet_reconstruct
 from .training.recipes import recipe
 from .training.runs import available_weights, load_run, pretrained, weights_manifest
 from .training.schedules import OneCycleSchedule
