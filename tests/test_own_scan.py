@@ -69,6 +69,17 @@ def test_scale_intensities_matches_the_course_convention_and_undoes():
     assert mc.scale_intensities(noisy * 10).scale == pytest.approx(10 * mc.scale_intensities(noisy).scale, rel=1e-5)
 
 
+def test_head_mask_fills_dark_tissue_open_at_the_volume_ends():
+    """A bright rim around dark tissue that runs through every slice (no 3D hole): the mask is the
+    whole head, not the rim."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    r = (xx / 0.7) ** 2 + (yy / 0.8) ** 2
+    image = torch.where(r < 0.7, 0.15, 1.0) * (r < 1)  # a dark inside (0.15) in a bright rim (1)
+    volume = mc.add_rician_noise(image.expand(5, 64, 64)[None], 0.02, generator=torch.Generator().manual_seed(5))[0]
+    head = mc.head_mask(volume)
+    assert float((head == (r < 1)).float().mean()) > 0.99
+
+
 @pytest.mark.parametrize("contrast, expected", [("T2w", 1.0), ("PDw", 1.0), ("FLAIR", 1.0), ("T1w", 1.15)])
 def test_scale_intensities_on_brain_slices_gives_the_data_sets_scale(contrast, expected):
     """Data set slices (scaled so the noise-free brain's 99.5th percentile is 1), multiplied by an

@@ -80,13 +80,18 @@ def otsu_threshold(x: torch.Tensor, bins: int = 256) -> float:
 def head_mask(image) -> torch.Tensor:
     """The head (foreground) of a magnitude image (H, W) or (D, H, W), without labels: the voxels
     above Otsu's threshold after a 3-voxel mean filter (so noise neither punches holes nor adds
-    islands), the largest connected region, holes filled. Bool, same shape."""
+    islands), the largest connected region, holes filled (in 3D, also slice by slice). Otsu's
+    threshold may fall between dark and bright tissue (white matter in T2w): the filling then
+    restores the inside of the head. Bool, same shape."""
     x = torch.from_numpy(ndimage.uniform_filter(_magnitude(image, "head_mask").numpy(), 3))
     raw = (x > otsu_threshold(x)).numpy()
     lab, n = ndimage.label(raw)
     if n > 1:
         raw = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
-    return torch.from_numpy(ndimage.binary_fill_holes(raw))
+    raw = ndimage.binary_fill_holes(raw)
+    if raw.ndim == 3:  # dark tissue inside the head, open at the first or last slice: filled slice by slice
+        raw = np.stack([ndimage.binary_fill_holes(s) for s in raw])
+    return torch.from_numpy(raw)
 
 
 def scale_intensities(image, foreground=None, quantile: float = REFERENCE_QUANTILE) -> Scaled:
