@@ -141,6 +141,22 @@ def test_varnet_on_a_file_equals_the_data_set_pipeline(fastmri_file, model, name
             torch.testing.assert_close(out.image[i], expected[0, 0], rtol=0, atol=0)
 
 
+def test_varnet_on_a_test_file_uses_its_own_mask(fastmri_file, model, tmp_path):
+    """A challenge test file (undersampled k-space with its mask): no acceleration needed, and the
+    result is the data set pipeline's (its own mask, the centre found by the VarNet)."""
+    _, sim = fastmri_file
+    mask, _ = mc.MaskFunc("equispaced", (0.08,), (4,))(32, seed=3)
+    path = mc.write_fastmri(
+        tmp_path / "file_brain_AXT2_200_6001.h5", sim["kspace"] * mask, sim["target"], mask=mask.reshape(-1), acceleration=4
+    )
+    out = mc.varnet_reconstruct(path, model=model)
+    torch.testing.assert_close(out.mask, mask.reshape(-1))
+    s = FastMRISlices(tmp_path, VarNetTransform(readout_crop=True))[1]
+    with torch.no_grad():
+        expected = model(s["masked_kspace"][None], s["mask"][None], s["num_low_frequencies"], crop_size=(32, 32))
+    torch.testing.assert_close(out.image[1], expected[0, 0], rtol=0, atol=0)
+
+
 def test_varnet_on_arrays_finds_the_undersampling(fastmri_file, model):
     path, sim = fastmri_file
     k = sim["kspace"]  # (2, 4, 64, 32): read-out oversampled

@@ -235,12 +235,13 @@ def varnet_reconstruct(
                 "of `mricourse train varnet --out folder`)"
             )
         model = pretrained("varnet")
-    device = next(model.parameters()).device
+    device, training = next(model.parameters()).device, model.training
     images = []
     with torch.no_grad():
         for s in k:  # (coils, H, W), one slice at a time
             s = crop_readout(s, shape[0]) if h > shape[0] else s
             masked = (s * m[0] + 0.0)[None].to(device)  # + 0.0: no negative zeros, as the data set
             images.append(model.eval()(masked, m.to(device), nlf, crop_size=shape)[0, 0].cpu())
+    model.train(training)  # the model's mode as it came
     image = torch.stack(images)
     return Reconstruction(image[0] if single else image, m.reshape(w), nlf)
