@@ -227,14 +227,17 @@ def add_noise(kspace: torch.Tensor, snr: float, generator: torch.Generator | Non
 def add_rician_noise(images: torch.Tensor, sigma, generator: torch.Generator | None = None) -> torch.Tensor:
     """The noise of a magnitude image: ``y = |x + sigma (n_re + i n_im)|``, ``n ~ N(0, 1)`` per part.
 
-    ``images`` are real magnitude images (B, ...), ``sigma`` a float or one level per image (B,).
+    ``images`` are real magnitude images (B, ...), ``sigma`` a float, one level per image (B,), or a
+    map of levels with as many dims as the images, broadcastable to them (noise that varies in space,
+    as in a parallel-imaging reconstruction).
     Where ``x >> sigma`` the noise is nearly Gaussian with standard deviation ``sigma``; where there
     is no signal (the background) ``y`` is Rayleigh distributed: mean ``sigma sqrt(pi / 2)``,
     standard deviation about ``0.655 sigma``, and ``mean(y^2) = 2 sigma^2``.
     """
     if images.is_complex():
         raise TypeError(f"add_rician_noise: expected real magnitude images, got {images.dtype}")
-    s = torch.as_tensor(sigma, dtype=images.dtype).reshape(-1, *([1] * (images.ndim - 1))).to(images.device)
+    s = torch.as_tensor(sigma, dtype=images.dtype)
+    s = (s if s.ndim == images.ndim > 1 else s.reshape(-1, *([1] * (images.ndim - 1)))).to(images.device)
     if bool((s < 0).any()):
         raise ValueError(f"add_rician_noise: expected noise levels >= 0, got {sigma}")
     noise = torch.randn((2, *images.shape), generator=generator, dtype=images.dtype).to(images.device)
