@@ -7,8 +7,9 @@ read-out oversampling removed before the network. Masks: fastMRI's brain masks (
 8 % of the columns in the centre, 8x with 4 %), a new one for every training slice; in the cpu
 profile each training slice is a random band of 64 of its 128 rows (``VarNetTransform(band=64)``:
 the read-out is fully sampled, so a band is an exact smaller problem), about twice the steps per
-second, and the recipe takes twice the steps (measured on the data set's held-out slices: 1200 band
-steps gave SSIM 0.908 / 0.813 at 4x / 8x against 0.835 / 0.702 for 600 whole-image steps). Loss: the
+second, and the recipe takes twice the steps (chosen on the earlier, single-contrast version of the
+data set's held-out slices: 1200 band steps gave SSIM 0.908 / 0.813 at 4x / 8x against 0.835 / 0.702
+for 600 whole-image steps; chapter 3's results file records what the recipe gives today). Loss: the
 paper's ``1 - SSIM`` (``l1_weight`` adds an L1 term). Adam, a one-cycle learning rate by the step.
 """
 
