@@ -25,7 +25,7 @@ from torch import nn
 
 from ..files import load_checked
 
-__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "weights_manifest", "weights_dir", "available_weights", "file_sha256"]
+__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "weights_manifest", "networks_with_state", "weights_dir", "available_weights", "file_sha256"]
 
 
 def _cfg(cls, config: dict):
@@ -210,12 +210,17 @@ def pretrained(task: str, map_location="cpu"):
     if digest != info["sha256"]:
         raise ValueError(f"{path}: SHA-256 {digest[:16]}... does not match its manifest ({info['sha256'][:16]}...); the file is damaged")
     payload = load_checked(path, map_location, fix="reinstall mricourse or run make weights")
-    modules = networks_from_record(info["record"])
-    for name, module in modules.items():
-        if name not in payload["state"]:
-            continue  # a network inference does not need (a discriminator) is not shipped
-        module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state"][name].items()})
-    missing = sorted(set(info.get("modules", modules)) - set(payload["state"]))
+    missing = sorted(set(info.get("modules", [])) - set(payload["state"]))
     if missing:
         raise ValueError(f"{path} lacks the weights of {missing}")
-    return _result({k: m for k, m in modules.items() if k in payload["state"]})
+    return _result(networks_with_state(info["record"], payload["state"]))
+
+
+def networks_with_state(record: dict, state: dict) -> dict[str, nn.Module]:
+    """The networks of ``record`` that ``state`` (``{name: state dict}``, any float precision)
+    holds weights for, loaded in float32 and in eval mode (a network inference does not need, a
+    discriminator, is not shipped and is left out)."""
+    modules = {k: m for k, m in networks_from_record(record).items() if k in state}
+    for name, module in modules.items():
+        module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state[name].items()})
+    return {k: m.eval() for k, m in modules.items()}

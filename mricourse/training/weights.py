@@ -34,7 +34,7 @@ from ..profiles import profile as get_profile
 from ..utils import atomic_write
 from . import runs
 from .recipes import recipe
-from .runs import file_sha256, networks_from_record
+from .runs import file_sha256, networks_with_state
 
 __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
 
@@ -110,14 +110,6 @@ def _state(modules: dict, dtype) -> dict:
     }
 
 
-def _loaded(record: dict, state: dict) -> dict:
-    modules = networks_from_record(record)
-    for name, m in modules.items():
-        if name in state:
-            m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state[name].items()})
-    return {k: m.eval() for k, m in modules.items()}
-
-
 def export(task: str, r, curve: list, seconds: float, out: Path | None = None) -> Path:
     """Write ``<task>.pt`` and its manifest ``<task>.json`` (see the module docstring) for the
     kept model of the trained recipe ``r``; return the manifest's path."""
@@ -126,10 +118,10 @@ def export(task: str, r, curve: list, seconds: float, out: Path | None = None) -
     record = r.record()
     full = r.evaluate(r.modules, r.val_set)
     state, dtype = _state(r.modules, torch.float16), "float16"
-    half = r.evaluate(_loaded(record, state), r.val_set)
+    half = r.evaluate(networks_with_state(record, state), r.val_set)
     if any(abs(half[k] - full[k]) > FP16_TOLERANCE for k in full):
         state, dtype = _state(r.modules, torch.float32), "float32"
-    loaded = _loaded(record, state)
+    loaded = networks_with_state(record, state)
     metrics = r.evaluate(loaded, r.val_set)
     path = out / f"{task}.pt"
     save_checked({"task": task, "state": state}, path)
