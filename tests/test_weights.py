@@ -46,7 +46,9 @@ def test_a_long_run_exports_loads_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "weights_dir", lambda: tmp_path / "weights")
     r, curve, seconds = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
     assert [p["step"] for p in curve] == [10, 20] and all("mse" in p for p in curve)
-    manifest = json.loads(weights.export("toy", r, curve, seconds).read_text())
+    started = weights.started_at(tmp_path / "runs", "toy")
+    manifest = json.loads(weights.export("toy", r, curve, seconds, commit=started).read_text())
+    assert started and manifest["commit"] == started  # the code the training started from
     assert manifest["dtype"] in ("float16", "float32") and manifest["steps"] == 20 and manifest["record"]["recipe"] == "toy"
     model = mc.pretrained("toy")
     assert not model.training and next(model.parameters()).dtype == torch.float32

@@ -11,7 +11,7 @@ on the recipe's held-out data: the learning curve. At the end it writes, into th
 - ``<task>.pt``: the networks inference needs (no discriminators), in half precision when that
   changes no held-out metric by more than :data:`FP16_TOLERANCE`, else in single precision;
 - ``<task>.json``: the manifest: task, file, SHA-256, dtype, the recipe's record (recipe, profile,
-  seed, steps, config, settings), the commit it was trained at, the held-out metrics of the shipped
+  seed, steps, config, settings), the commit its training started from, the held-out metrics of the shipped
   file, the learning curve, the training time, and ``smoke_check``: the shipped model's metrics on
   the ``smoke`` profile's held-out data, which ``tests/test_weights.py`` reproduces in seconds.
 
@@ -42,6 +42,9 @@ __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
 LONG: dict[str, dict] = {
     "varnet": {"steps": 7200, "every": 600},  # cpu recipe: 1200 band steps; about 3.3 steps/s on 2 idle cores
+    "vox2vox": {"steps": 6000, "every": 600},  # cpu recipe: 1200 steps; about 3-4 steps/s
+    "unet3d_brats": {"steps": 6000, "every": 600},  # the Vox2Vox generator without its critic, trained as long
+    "cyclegan": {"steps": 3000, "every": 300},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
 }
 
 #: the largest change of a held-out metric that half precision may cause, else the file is float32
@@ -77,6 +80,7 @@ def train_long(task: str, runs: Path, steps: int | None = None, every: int | Non
     curve_path = folder / "curve.json"
     saved = json.loads(curve_path.read_text()) if curve_path.exists() else {}
     curve, seconds = saved.get("curve", []), saved.get("seconds", 0.0)
+    commit = saved.get("commit") or _commit()  # the code the run started from, kept across resumes
     done = {point["step"] for point in curve}
     for stop in range(every, steps + every, every):
         stop = min(stop, steps)
@@ -90,7 +94,7 @@ def train_long(task: str, runs: Path, steps: int | None = None, every: int | Non
             curve.append({"step": stop, **{k: float(v) for k, v in metrics.items()}})
             done.add(stop)
             with atomic_write(curve_path) as tmp:
-                tmp.write_text(json.dumps({"curve": curve, "seconds": seconds}, indent=2))
+                tmp.write_text(json.dumps({"curve": curve, "seconds": seconds, "commit": commit}, indent=2))
             print(f"{task}: step {stop} of {steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
     return r, curve, seconds
 
@@ -110,9 +114,16 @@ def _state(modules: dict, dtype) -> dict:
     }
 
 
-def export(task: str, r, curve: list, seconds: float, out: Path | None = None) -> Path:
+def started_at(runs: Path, task: str) -> str | None:
+    """The commit the long run of ``task`` in ``runs`` started from (``None`` before it has a curve)."""
+    path = Path(runs) / task / "curve.json"
+    return json.loads(path.read_text()).get("commit") if path.exists() else None
+
+
+def export(task: str, r, curve: list, seconds: float, out: Path | None = None, commit: str | None = None) -> Path:
     """Write ``<task>.pt`` and its manifest ``<task>.json`` (see the module docstring) for the
-    kept model of the trained recipe ``r``; return the manifest's path."""
+    kept model of the trained recipe ``r``; return the manifest's path. ``commit``: the commit the
+    training started from (default: the current one)."""
     out = Path(out) if out is not None else runs.weights_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = r.record()
@@ -132,7 +143,7 @@ def export(task: str, r, curve: list, seconds: float, out: Path | None = None) -
         "dtype": dtype,
         "modules": sorted(state),
         "record": record,
-        "commit": _commit(),
+        "commit": commit or _commit(),
         "seed": r.seed,
         "steps": r.steps,
         "training_seconds": round(seconds, 1),
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no long run for {unknown}; expected some of {', '.join(LONG)}")
     for task in args.tasks or list(LONG):
         r, curve, seconds = train_long(task, args.runs, progress=args.progress)
-        path = export(task, r, curve, seconds, args.out)
+        path = export(task, r, curve, seconds, args.out, commit=started_at(args.runs, task))
         print(f"{task}: {path} ({json.loads(path.read_text())['dtype']}), {seconds / 60:.1f} min of training", flush=True)
     return 0
 
