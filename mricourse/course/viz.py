@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["show", "show_labels", "show_kspace", "show_flow", "montage", "plot_history", "Table", "compare_table"]
+__all__ = ["show", "show_labels", "show_kspace", "show_flow", "montage", "plot_history", "plot_learning_curve", "Table", "compare_table"]
 
 
 def _np(x) -> np.ndarray:
@@ -146,6 +146,41 @@ def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: st
     ax.set_title(title)
     ax.legend()
     return ax
+
+
+def plot_learning_curve(
+    curve: list[dict],
+    metric: str,
+    baselines: dict[str, float] | None = None,
+    own: tuple[int, float] | None = None,
+    ax=None,
+    label: str = "long run",
+    own_label: str = "this chapter's run",
+    higher_is_better: bool = True,
+    title: str = "",
+    ylabel: str | None = None,
+) -> dict[str, int | None]:
+    """Draw a long run's learning curve (``curve``: a weights manifest's ``[{"step": s, metric: v,
+    ...}, ...]``) of ``metric`` against the training step, a chapter's own shorter run as a star
+    (``own = (steps, value)``) and each classical method of ``baselines`` (``{name: value}``) as a
+    horizontal line. Returns, per baseline, the first measured step at which the curve is better
+    than it (``None`` if it never is)."""
+    if not curve or any(metric not in p or "step" not in p for p in curve):
+        raise ValueError(f"plot_learning_curve: expected a curve of {{'step': ..., {metric!r}: ...}} points, got {curve[:1]}")
+    ax = ax or plt.subplots(figsize=(5, 3.4))[1]
+    steps, values = [p["step"] for p in curve], [p[metric] for p in curve]
+    ax.plot(steps, values, "o-", label=label)
+    if own is not None:
+        ax.plot([own[0]], [own[1]], "k*", ms=12, label=own_label)
+    styles = [("--", "gray"), (":", "tab:red"), ("-.", "tab:green"), ((0, (1, 3)), "tab:purple")]
+    passes = {}
+    for (name, value), (ls, colour) in zip((baselines or {}).items(), styles * 4):
+        ax.axhline(value, ls=ls, color=colour, label=name)
+        better = [s for s, v in zip(steps, values) if (v > value if higher_is_better else v < value)]
+        passes[name] = better[0] if better else None
+    ax.set(xlabel="training step", ylabel=ylabel or f"held-out {metric}", title=title)
+    ax.legend(fontsize=8)
+    return passes
 
 
 class Table:
