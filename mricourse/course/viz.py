@@ -162,16 +162,16 @@ def plot_learning_curve(
 ) -> dict[str, int | None]:
     """Draw a long run's learning curve (``curve``: a weights manifest's ``[{"step": s, metric: v,
     ...}, ...]``) of ``metric`` against the training step, a chapter's own shorter run as a star
-    (``own = (steps, value)``) and each classical method of ``baselines`` (``{name: value}``) as a
+    (``own = (steps, value)``, in the curve's colour: several runs can share the axes) and each classical method of ``baselines`` (``{name: value}``) as a
     horizontal line. Returns, per baseline, the first measured step at which the curve is better
     than it (``None`` if it never is)."""
     if not curve or any(metric not in p or "step" not in p for p in curve):
         raise ValueError(f"plot_learning_curve: expected a curve of {{'step': ..., {metric!r}: ...}} points, got {curve[:1]}")
     ax = ax or plt.subplots(figsize=(5, 3.4))[1]
     steps, values = [p["step"] for p in curve], [p[metric] for p in curve]
-    ax.plot(steps, values, "o-", label=label)
-    if own is not None:
-        ax.plot([own[0]], [own[1]], "k*", ms=12, label=own_label)
+    (line,) = ax.plot(steps, values, "o-", label=label)
+    if own is not None:  # a star in the curve's colour
+        ax.plot([own[0]], [own[1]], "*", color=line.get_color(), markeredgecolor="k", ms=13, label=own_label)
     styles = [("--", "gray"), (":", "tab:red"), ("-.", "tab:green"), ((0, (1, 3)), "tab:purple")]
     passes = {}
     for (name, value), (ls, colour) in zip((baselines or {}).items(), styles * 4):
