@@ -178,6 +178,26 @@ def test_noisy_crops_are_crops_with_noise_of_the_drawn_level():
         mc.NoisyCrops(images, 8, (0.2, 0.1))
 
 
+def test_noisy_crops_with_noise_varying_in_space():
+    blank = torch.zeros(1, 1, 96, 96)  # no signal: y^2 / 2 estimates the local sigma^2
+    varying = mc.NoisyCrops(blank, 96, (0.1, 0.1), varying=1.0)
+    uniform = mc.NoisyCrops(blank, 96, (0.1, 0.1))
+    torch.manual_seed(0)
+    halves = []
+    for ds in (varying, uniform):
+        ratios, rms = [], []
+        for _ in range(10):
+            power = ds[0]["noisy"][0] ** 2 / 2  # (96, 96): about sigma^2 where it was drawn
+            rms.append(float(power.mean().sqrt()))
+            blocks = power.reshape(4, 24, 4, 24).mean((1, 3)).sqrt()  # the level per 24 x 24 block
+            ratios.append(float(blocks.max() / blocks.min()))
+        assert sum(rms) / len(rms) == pytest.approx(0.1, rel=0.05)  # the root mean square is the level reported
+        halves.append(sum(ratios) / len(ratios))
+    assert halves[0] > 1.5 > halves[1]  # the level varies over the crop only when asked to
+    with pytest.raises(ValueError, match="varying"):
+        mc.NoisyCrops(blank, 8, varying=1.5)
+
+
 def test_t1_slices_are_made_once_and_copied():
     train, test = mc.t1_slices("smoke")
     again, _ = mc.t1_slices("smoke")

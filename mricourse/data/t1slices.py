@@ -78,11 +78,18 @@ class NoisyCrops(Dataset):
     ``s`` drawn log-uniformly in ``sigmas = (lo, hi)``, ``s = lo (hi / lo)^u``, ``u ~ U(0, 1)`` (every
     decade of noise as likely; a fixed level when ``lo == hi``), and ``y = |x + s n|``, ``n`` complex Gaussian (:func:`mricourse.physics.add_rician_noise`).
 
+    With probability ``varying`` the level varies smoothly in space instead, as after a
+    parallel-imaging reconstruction (a g-factor map): ``s_map = s m / rms(m)``, ``m =
+    exp(spread f)`` with ``f`` a smooth random field of unit standard deviation (a 3 x 3 grid of
+    Gaussian values, interpolated bicubically over the crop), so that the map's root mean square
+    over the crop is ``s``, the level the item reports. A denoiser told ``s`` then learns to find
+    the local level in the image itself.
+
     Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and
     checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
     seen."""
 
-    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2)):
+    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2), varying: float = 0.0, spread: float = 0.6):
         if images.ndim != 4:
             raise ValueError(f"NoisyCrops: expected images (N, C, H, W), got {tuple(images.shape)}")
         if crop > min(images.shape[-2:]) or crop < 1:
@@ -90,7 +97,10 @@ class NoisyCrops(Dataset):
         lo, hi = sigmas
         if not 0 < lo <= hi:
             raise ValueError(f"NoisyCrops: expected noise levels 0 < lo <= hi, got {sigmas}")
+        if not 0 <= varying <= 1 or spread < 0:
+            raise ValueError(f"NoisyCrops: expected a probability 0 <= varying <= 1 and spread >= 0, got {varying}, {spread}")
         self.images, self.crop, self.sigmas = images, crop, (float(lo), float(hi))
+        self.varying, self.spread = float(varying), float(spread)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -102,5 +112,10 @@ class NoisyCrops(Dataset):
         clean = self.images[i, :, r : r + self.crop, c : c + self.crop]  # (C, crop, crop)
         lo, hi = self.sigmas
         sigma = lo * (hi / lo) ** torch.rand(())  # log-uniform in [lo, hi]
-        noisy = add_rician_noise(clean[None], sigma)[0]  # a magnitude image's noise
+        level = sigma
+        if self.varying > 0 and float(torch.rand(())) < self.varying:  # noise varying smoothly in space
+            field = F.interpolate(torch.randn(1, 1, 3, 3), size=(self.crop, self.crop), mode="bicubic", align_corners=True)
+            m = torch.exp(self.spread * field / field.std().clamp_min(1e-6))  # (1, 1, crop, crop)
+            level = sigma * m / m.square().mean().sqrt()  # root mean square over the crop: sigma
+        noisy = add_rician_noise(clean[None], level)[0]  # a magnitude image's noise
         return {"noisy": noisy, "clean": clean, "sigma": sigma}

@@ -44,7 +44,8 @@ LONG: dict[str, dict] = {
     "varnet": {"steps": 7200, "every": 600},  # cpu recipe: 1200 band steps; about 3.3 steps/s on 2 idle cores
     "vox2vox": {"steps": 6000, "every": 600},  # cpu recipe: 1200 steps; about 3-4 steps/s
     "unet3d_brats": {"steps": 6000, "every": 600},  # the Vox2Vox generator without its critic, trained as long
-    "cyclegan": {"steps": 3000, "every": 300},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
+    "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
+    "dae": {"steps": 4000, "every": 500},  # cpu recipe: 700 steps; about 6 steps/s
 }
 
 #: the largest change of a held-out metric that half precision may cause, else the file is float32

@@ -2,9 +2,12 @@
 on T1-weighted brain slices: chapter 4's training run, and ``mricourse train dae``.
 
 Data: random crops of the chapter's training slices (the paper's 528 subjects, synthesised; or
-the T1w slices of a ``slices`` folder), each with Gaussian noise of a level drawn log-uniformly in
-[0.02, 0.2] of the brain's bright end (:class:`~mricourse.data.t1slices.NoisyCrops`; the level
-enters the network as an extra channel; 0.1 for a network that is not noise-conditional). Update:
+the T1w slices of a ``slices`` folder), each with Rician noise (complex Gaussian, then the
+magnitude) of a level drawn log-uniformly in [0.02, 0.2] of the brain's bright end
+(:class:`~mricourse.data.t1slices.NoisyCrops`; the level enters the network as an extra channel;
+0.1 for a network that is not noise-conditional); in a fraction :data:`VARYING` of the crops the
+level varies smoothly in space around that root mean square, as after a parallel-imaging
+reconstruction. Update:
 :func:`~mricourse.models.dae.dae_step`, the squared error weighted by ``1 / sigma^2``. Adam with a
 one-cycle learning rate (peak 2e-3) by the step. Evaluation: PSNR inside the head of noisy and
 denoised held-out slices at each level.
@@ -28,6 +31,9 @@ from .base import Recipe, apply_overrides, define
 
 #: the noise levels of the chapter (standard deviations, in units of the brain's 99.5th percentile)
 LEVELS = (0.02, 0.05, 0.1, 0.2)
+
+#: the fraction of training crops whose noise level varies in space, and the spread of its logarithm
+VARYING, SPREAD = 0.5, 0.6
 
 
 def evaluate(modules, val_set: torch.Tensor, levels=LEVELS) -> dict[str, float]:
@@ -62,12 +68,13 @@ def build(profile, data, overrides, seed) -> Recipe:
         {"opt": opt},
         {"opt": OneCycleSchedule(opt, lr, steps, warmup=0.05)},  # warm-up, then cosine decay, by the step
         partial(dae_step, sigma_ref=math.sqrt(sigmas[0] * sigmas[1])),  # the loss at the range's middle
-        NoisyCrops(train["images"], crop, sigmas),
+        NoisyCrops(train["images"], crop, sigmas, varying=VARYING, spread=SPREAD),
         batch_size=profile.pick(smoke=4, cpu=16, gpu=16),
         steps=steps,
         seed=seed,
         profile=profile,
-        settings={"lr": lr, "schedule": "one-cycle, warm-up 5 %", "crop": crop, "sigmas": sigmas, "sigma": "log-uniform"},
+        settings={"lr": lr, "schedule": "one-cycle, warm-up 5 %", "crop": crop, "sigmas": sigmas, "sigma": "log-uniform",
+                  "varying": VARYING, "spread": SPREAD},
         val_set=test["images"],
         evaluate=evaluate,
         log_every=profile.pick(smoke=2, cpu=20, gpu=50),
