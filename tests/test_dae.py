@@ -196,6 +196,12 @@ def test_noisy_crops_with_noise_varying_in_space():
     assert halves[0] > 1.5 > halves[1]  # the level varies over the crop only when asked to
     with pytest.raises(ValueError, match="varying"):
         mc.NoisyCrops(blank, 8, varying=1.5)
+    with pytest.raises(ValueError, match="spread"):
+        mc.NoisyCrops(blank, 8, varying=0.5, spread=-1)
+    torch.manual_seed(3)
+    plain = [uniform[0]["noisy"] for _ in range(2)]
+    torch.manual_seed(3)
+    assert all(torch.equal(a, mc.NoisyCrops(blank, 96, (0.1, 0.1), varying=0.0)[0]["noisy"]) for a in plain)  # varying=0 draws nothing more
 
 
 def test_t1_slices_are_made_once_and_copied():

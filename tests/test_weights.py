@@ -85,3 +85,15 @@ def test_records_of_every_recipe_rebuild_their_networks(name):
 def test_a_recipe_without_a_rebuild_is_named():
     with pytest.raises(ValueError, match="cannot rebuild the networks of recipe 'voxelmorph'"):
         runs.networks_from_record({"recipe": "voxelmorph", "config": {}})
+
+
+def test_a_gan_ships_its_generator_only_and_keeps_its_start_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "weights_dir", lambda: tmp_path / "weights")
+    monkeypatch.setattr(weights, "_commit", lambda: "first")
+    r, curve, seconds = weights.train_long("vox2vox", tmp_path / "runs", steps=2, every=1, profile="smoke")
+    monkeypatch.setattr(weights, "_commit", lambda: "second")  # the code changed before the run was resumed and exported
+    r, curve, seconds = weights.train_long("vox2vox", tmp_path / "runs", steps=2, every=1, profile="smoke")
+    manifest = json.loads(weights.export("vox2vox", r, curve, seconds, commit=weights.started_at(tmp_path / "runs", "vox2vox")).read_text())
+    assert manifest["commit"] == "first" and manifest["modules"] == ["G"]  # no discriminator
+    nets = mc.pretrained("vox2vox")
+    assert set(nets) == {"G"} and not nets["G"].training  # a dict by name: the recipe's network is not called "model"

@@ -78,12 +78,12 @@ class NoisyCrops(Dataset):
     ``s`` drawn log-uniformly in ``sigmas = (lo, hi)``, ``s = lo (hi / lo)^u``, ``u ~ U(0, 1)`` (every
     decade of noise as likely; a fixed level when ``lo == hi``), and ``y = |x + s n|``, ``n`` complex Gaussian (:func:`mricourse.physics.add_rician_noise`).
 
-    With probability ``varying`` the level varies smoothly in space instead, as after a
-    parallel-imaging reconstruction (a g-factor map): ``s_map = s m / rms(m)``, ``m =
-    exp(spread f)`` with ``f`` a smooth random field of unit standard deviation (a 3 x 3 grid of
-    Gaussian values, interpolated bicubically over the crop), so that the map's root mean square
-    over the crop is ``s``, the level the item reports. A denoiser told ``s`` then learns to find
-    the local level in the image itself.
+    With probability ``varying`` the level varies smoothly in space instead, as it does after a
+    parallel-imaging reconstruction: ``s_map = s m / rms(m)``, ``m = exp(spread f)`` with ``f`` a
+    smooth random field of unit standard deviation (a 3 x 3 grid of Gaussian values, interpolated
+    bicubically over the crop), so that the map's root mean square over the crop is ``s``, the
+    level the item reports. A denoiser told ``s`` can then learn to judge the local level from the
+    image itself. (Crops of one pixel have no room to vary: their level stays ``s``.)
 
     Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and
     checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
@@ -113,7 +113,7 @@ class NoisyCrops(Dataset):
         lo, hi = self.sigmas
         sigma = lo * (hi / lo) ** torch.rand(())  # log-uniform in [lo, hi]
         level = sigma
-        if self.varying > 0 and float(torch.rand(())) < self.varying:  # noise varying smoothly in space
+        if self.varying > 0 and self.crop > 1 and float(torch.rand(())) < self.varying:  # noise varying smoothly in space
             field = F.interpolate(torch.randn(1, 1, 3, 3), size=(self.crop, self.crop), mode="bicubic", align_corners=True)
             m = torch.exp(self.spread * field / field.std().clamp_min(1e-6))  # (1, 1, crop, crop)
             level = sigma * m / m.square().mean().sqrt()  # root mean square over the crop: sigma
