@@ -89,7 +89,7 @@ class NoisyCrops(Dataset):
     checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
     seen."""
 
-    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2), varying: float = 0.0, spread: float = 0.6):
+    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2), varying: float = 0.0, spread: float = 0.3):
         if images.ndim != 4:
             raise ValueError(f"NoisyCrops: expected images (N, C, H, W), got {tuple(images.shape)}")
         if crop > min(images.shape[-2:]) or crop < 1:
