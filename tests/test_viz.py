@@ -28,3 +28,13 @@ def test_learning_curve_lower_is_better_and_bad_input():
     with pytest.raises(ValueError, match="'psnr'"):
         mc.plot_learning_curve(CURVE, "psnr", ax=ax)
     plt.close(fig)
+
+
+def test_plot_history_names_a_loss_that_is_zero_throughout_instead_of_an_empty_entry():
+    history = {"step": [1, 2, 3], "time": [0.1, 0.2, 0.3], "cycle": [1.0, 0.5, 0.2], "identity": [0.0, 0.0, 0.0]}
+    ax = mc.plot_history(history)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["cycle"]
+    assert legend.get_title().get_text() == "0 throughout: identity"
+    ax = mc.plot_history(history, logy=False)  # a linear axis draws it
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cycle", "identity"]

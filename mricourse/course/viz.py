@@ -134,17 +134,20 @@ def montage(volume, num: int = 8, axis: int = 0) -> np.ndarray:
 
 def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: str = "training", prefix: str = ""):
     """Plot loss curves from :func:`mricourse.fit`'s history against the step; ``prefix`` starts
-    every legend label (to tell two runs drawn on the same axes apart)."""
+    every legend label (to tell two runs drawn on the same axes apart). On a log axis a loss that
+    is zero throughout (a term switched off) cannot be drawn: the legend's title names it."""
     keys = keys or [k for k in history if k not in ("step", "time")]
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     marker = "o" if len(history["step"]) < 20 else None  # few points: show them
+    off = [k for k in keys if logy and not any(v > 0 for v in history[k])]
     for k in keys:
-        ax.plot(history["step"], history[k], label=prefix + k, marker=marker)
+        if k not in off:
+            ax.plot(history["step"], history[k], label=prefix + k, marker=marker)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(title=f"0 throughout: {', '.join(prefix + k for k in off)}" if off else None, title_fontsize=8)
     return ax
 
 
