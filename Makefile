@@ -25,7 +25,7 @@ export PYTHONHASHSEED := 0
 # PyTorch's OpenMP threads wait passively: spinning threads slow everything down when the cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install meta test lint unit nbval colab-check oldest book-check book bench lab clean lock student student-check check-book browser weights
+.PHONY: install meta test lint unit nbval colab-check oldest book-check book bench lab clean lock student student-check check-book browser weights speed
 
 install: $(STAMP)
 
@@ -110,6 +110,9 @@ book: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m mricourse.course.bench --profile cpu
+
+speed: $(STAMP)
+	$(BIN)/python -m mricourse.training.speed --out _build/speed.json
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
