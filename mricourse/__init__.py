@@ -113,6 +113,6 @@ from .training import recipes
 from .training.fit import fit, load_checkpoint
 from .training.own_scan import estimate_noise, head_mask, scale_intensities, varnet_reconstruct
 from .training.recipes import recipe
-from .training.runs import available_weights, load_run, pretrained, weights_manifest
+from .training.runs import available_weights, load_run, long_run, pretrained, weights_manifest
 from .training.schedules import OneCycleSchedule
 from .utils import get_device, interactive_session, seed_everything, show_source

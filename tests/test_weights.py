@@ -97,3 +97,17 @@ def test_a_gan_ships_its_generator_only_and_keeps_its_start_commit(tmp_path, mon
     assert manifest["commit"] == "first" and manifest["modules"] == ["G"]  # no discriminator
     nets = mc.pretrained("vox2vox")
     assert set(nets) == {"G"} and not nets["G"].training  # a dict by name: the recipe's network is not called "model"
+
+
+def test_long_run_describes_the_weights_or_says_there_are_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "weights_dir", lambda: tmp_path / "weights")
+    assert mc.long_run("toy", steps=5) == (None, None)
+    assert "no weights for toy, long run in this installation" in capsys.readouterr().out
+    r, curve, seconds = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
+    weights.export("toy", r, curve, seconds, commit="abc")
+    capsys.readouterr()  # the training's log
+    info, model = mc.long_run("toy", steps=5, name="Toy, long run")
+    assert info == runs.weights_manifest("toy") and not model.training
+    assert weights_hash({"model": model}) == weights_hash({"model": mc.pretrained("toy")})
+    out = capsys.readouterr().out
+    assert out.startswith("Toy, long run: 20 steps (this chapter's run: 5), seed 0") and "commit abc" in out

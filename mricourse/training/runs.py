@@ -25,7 +25,7 @@ from torch import nn
 
 from ..files import load_checked
 
-__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "weights_manifest", "networks_with_state", "weights_dir", "available_weights", "file_sha256"]
+__all__ = ["NETWORKS", "networks_from_record", "load_run", "pretrained", "long_run", "weights_manifest", "networks_with_state", "weights_dir", "available_weights", "file_sha256"]
 
 
 def _cfg(cls, config: dict):
@@ -214,6 +214,26 @@ def pretrained(task: str, map_location="cpu"):
     if missing:
         raise ValueError(f"{path} lacks the weights of {missing}")
     return _result(networks_with_state(info["record"], payload["state"]))
+
+
+def long_run(task: str, steps: int | None = None, name: str | None = None, device=None):
+    """A chapter's view of ``task``'s long run: ``(manifest, networks)`` as :func:`weights_manifest`
+    and :func:`pretrained` give them (the networks moved to ``device``), after printing one line
+    that describes the run (its steps beside ``steps``, the chapter's own run's; seed, training
+    time, precision, commit). Where the installation has no weights for ``task`` it prints so
+    and returns ``(None, None)``: a chapter goes on without them."""
+    name = name or f"{task}, long run"
+    if task not in available_weights():
+        print(f"no weights for {name} in this installation (make weights trains them): the chapter goes on without them")
+        return None, None
+    info = weights_manifest(task)
+    nets = pretrained(task)
+    if device is not None:
+        nets = nets.to(device) if isinstance(nets, nn.Module) else {k: m.to(device) for k, m in nets.items()}
+    ours = f" (this chapter's run: {steps})" if steps is not None else ""
+    print(f"{name}: {info['steps']} steps{ours}, seed {info['seed']}, {info['training_seconds'] / 60:.0f} min of training, "
+          f"{info['dtype']} weights, commit {info['commit'][:10]}")
+    return info, nets
 
 
 def networks_with_state(record: dict, state: dict) -> dict[str, nn.Module]:
