@@ -4,6 +4,7 @@ run folder with another config is refused; the update steps have one shape."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -126,3 +127,34 @@ def test_cli_records_the_speed_and_writes_the_profiler_table(tmp_path):
     assert speed["steps"] == 4 and speed["steps_per_s"] > 0 and abs(sum(speed["split"].values()) - 1) < 1e-6
     table = (out / "profile.txt").read_text()
     assert "Self CPU" in table and "aten::" in table
+
+
+def test_bfloat16_precision_runs_the_update_under_autocast_and_is_recorded():
+    r = mc.recipe("toy", "smoke", seed=0)
+    assert r.precision == "float32" and "precision" not in r.record()
+    r.precision = "bfloat16"
+    seen = []
+    r.model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    r.set_steps(2).fit()
+    assert seen and all(d == torch.bfloat16 for d in seen)  # the forward pass ran in bfloat16
+    assert all(p.dtype == torch.float32 for p in r.model.parameters())  # the weights stay float32
+    assert r.record()["precision"] == "bfloat16" and r.report(r.fit())["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="expected precision one of"):
+        dataclasses.replace(r, precision="float16")
+
+
+def test_fast_precision_is_bfloat16_only_in_the_cpu_profile_on_a_bfloat16_cpu_and_can_be_turned_off(monkeypatch):
+    from mricourse.training.recipes import base
+
+    monkeypatch.setattr(base, "bf16_native", lambda: True)
+    monkeypatch.delenv("MRICOURSE_PRECISION", raising=False)
+    assert base.fast_precision(mc.profile("cpu")) == "bfloat16"
+    assert base.fast_precision(mc.profile("gpu")) == base.fast_precision(mc.profile("smoke")) == "float32"
+    monkeypatch.setenv("MRICOURSE_PRECISION", "float32")
+    assert base.fast_precision(mc.profile("cpu")) == "float32"
+    monkeypatch.setenv("MRICOURSE_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="MRICOURSE_PRECISION: expected 'auto'"):
+        base.fast_precision(mc.profile("cpu"))
+    monkeypatch.delenv("MRICOURSE_PRECISION")
+    monkeypatch.setattr(base, "bf16_native", lambda: False)
+    assert base.fast_precision(mc.profile("cpu")) == "float32"
