@@ -34,19 +34,18 @@ def test_paper_layout_starts_at_4x4x256():
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu", "paper"])
 def test_presets(name):
     cfg = getattr(mc.DCGANConfig, name)()
-    # the presets train as DCGAN did: one learning rate, batch norm, no augmentation, no average
-    assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.d_norm, cfg.augment, cfg.r1, cfg.ema) == (2e-4, 2e-4, 0.5, "batch", "", 0.0, 0.0)
-    if name != "paper":
-        assert mc.DCGANConfig.for_profile(mc.profile(name)) == cfg
-    else:
+    if name == "paper":  # DCGAN's training: one learning rate, batch norm, no augmentation, no average
+        assert (cfg.lr_g, cfg.lr_d, cfg.beta1, cfg.d_norm, cfg.augment, cfg.r1, cfg.ema, cfg.mbstd) == (2e-4, 2e-4, 0.5, "batch", "", 0.0, 0.0, 0)
         assert cfg.upsample == "transposed"
-    fast = dataclasses.replace(cfg, **mc.models.dcgan.DATA_EFFICIENT)  # the data-efficient training
-    assert fast.augment and fast.d_norm == "spectral" and fast.lr_d > fast.lr_g and 0 < fast.ema < 1
+        return
+    assert mc.DCGANConfig.for_profile(mc.profile(name)) == cfg
+    # the presets train data-efficiently: spectral norm, D faster than G, minibatch std, G averaged
+    assert dataclasses.replace(cfg, **mc.models.dcgan.DATA_EFFICIENT) == cfg
+    assert cfg.d_norm == "spectral" and cfg.lr_d > cfg.lr_g and cfg.mbstd >= 2 and 0 < cfg.ema < 1 and cfg.beta1 == 0.5
 
 
 def test_the_recipe_averages_the_generator_and_uses_two_learning_rates(tiny_data):
-    data_efficient = {k: str(v) for k, v in mc.models.dcgan.DATA_EFFICIENT.items()}
-    r = mc.recipe("dcgan", "smoke", data=tiny_data["slices"], seed=0, overrides=data_efficient)
+    r = mc.recipe("dcgan", "smoke", data=tiny_data["slices"], seed=0, overrides={"augment": "color,translation", "r1": "1"})
     cfg = r.config
     assert cfg.d_norm == "spectral" and cfg.augment
     assert set(r.averages) == {"G"} and r.averages["G"].decay == cfg.ema
@@ -67,6 +66,8 @@ def test_wrong_inputs_raise():
         mc.DCGANConfig(upsample="bilinear")
     with pytest.raises(ValueError, match="label_smoothing"):
         mc.DCGANConfig(label_smoothing=0.7)
+    with pytest.raises(ValueError, match="mbstd"):
+        mc.DCGANConfig(mbstd=1)
     with pytest.raises(ValueError, match=r"\(B, 32\)"):
         mc.DCGANGenerator(cfg)(torch.randn(2, 7))
     with pytest.raises(ValueError, match=r"\(B, 1, 32, 32\)"):
@@ -303,3 +304,17 @@ def test_r1_penalty_is_the_squared_gradient_norm_on_real_images():
     modules, opts = _gan(cfg)
     losses = mc.gan_step(modules, opts, torch.rand(4, 1, 32, 32) * 2 - 1, nz=cfg.nz, r1=10.0)
     assert losses["r1"] > 0 and "r1" not in mc.gan_step(modules, opts, torch.rand(4, 1, 32, 32) * 2 - 1, nz=cfg.nz)
+
+
+def test_minibatch_stddev_sees_how_alike_a_group_is():
+    layer = mc.models.dcgan.MinibatchStdDev(group=4)
+    x = torch.randn(8, 3, 4, 4)
+    out = layer(x)
+    assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], x)
+    # images 0, 2, 4, 6 form one group and 1, 3, 5, 7 the other: copies within a group give ~0
+    x[0::2] = x[0]
+    out = layer(x)
+    assert out[0::2, 3].abs().max() < 1e-3 and out[1::2, 3].min() > 0.5
+    assert layer(torch.randn(6, 3, 4, 4)).shape == (6, 4, 4, 4)  # a group of 3 when 4 does not divide 6
+    D = mc.models.dcgan.DCGANDiscriminator(mc.DCGANConfig.smoke())
+    assert any(isinstance(m, mc.models.dcgan.MinibatchStdDev) for m in D.net) and D(torch.randn(5, 1, 32, 32)).shape == (5,)
