@@ -29,8 +29,17 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def bf16_native() -> bool:
-    """Whether this CPU has bfloat16 instructions that oneDNN uses (AVX512-BF16 or AMX): there,
-    convolutions and matrix products in bfloat16 are faster than in float32; elsewhere slower."""
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX, read from the Linux CPU
+    flags) and oneDNN can use them: there, convolutions and matrix products in bfloat16 can be
+    faster than in float32. oneDNN also accepts bfloat16 on AVX-512 CPUs without them, by
+    emulation, where it is two to four times slower than float32 (measured with
+    ``make speed``): those answer False, as does any CPU whose flags cannot be read."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
