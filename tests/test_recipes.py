@@ -141,20 +141,3 @@ def test_bfloat16_precision_runs_the_update_under_autocast_and_is_recorded():
     assert r.record()["precision"] == "bfloat16" and r.report(r.fit())["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="expected precision one of"):
         dataclasses.replace(r, precision="float16")
-
-
-def test_fast_precision_is_bfloat16_only_in_the_cpu_profile_on_a_bfloat16_cpu_and_can_be_turned_off(monkeypatch):
-    from mricourse.training.recipes import base
-
-    monkeypatch.setattr(base, "bf16_native", lambda: True)
-    monkeypatch.delenv("MRICOURSE_PRECISION", raising=False)
-    assert base.fast_precision(mc.profile("cpu")) == "bfloat16"
-    assert base.fast_precision(mc.profile("gpu")) == base.fast_precision(mc.profile("smoke")) == "float32"
-    monkeypatch.setenv("MRICOURSE_PRECISION", "float32")
-    assert base.fast_precision(mc.profile("cpu")) == "float32"
-    monkeypatch.setenv("MRICOURSE_PRECISION", "fp16")
-    with pytest.raises(ValueError, match="MRICOURSE_PRECISION: expected 'auto'"):
-        base.fast_precision(mc.profile("cpu"))
-    monkeypatch.delenv("MRICOURSE_PRECISION")
-    monkeypatch.setattr(base, "bf16_native", lambda: False)
-    assert base.fast_precision(mc.profile("cpu")) == "float32"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import types
 import typing
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from ...utils import seed_everything
 from .. import distributed
 from ..fit import History, TrainConfig, fit
 
-__all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "apply_overrides", "names", "PRECISIONS", "bf16_native", "fast_precision"]
+__all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "apply_overrides", "names", "PRECISIONS", "bf16_native"]
 
 #: the precisions a recipe trains in: float32, or its update under bfloat16 autocast
 PRECISIONS = ("float32", "bfloat16")
@@ -44,17 +43,6 @@ def bf16_native() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def fast_precision(profile: Profile) -> str:
-    """The precision of a recipe that trains faster under bfloat16 autocast without losing
-    held-out quality (each such recipe says so, with its measurements): ``"bfloat16"`` in the
-    ``cpu`` profile on a CPU with bfloat16 instructions (:func:`bf16_native`), else ``"float32"``.
-    The environment variable ``MRICOURSE_PRECISION=float32`` keeps every recipe in float32."""
-    env = os.environ.get("MRICOURSE_PRECISION", "auto")
-    if env not in ("auto", "float32"):
-        raise ValueError(f"MRICOURSE_PRECISION: expected 'auto' (or unset) or 'float32', got {env!r}")
-    return "bfloat16" if env == "auto" and profile.name == "cpu" and bf16_native() else "float32"
 
 
 @dataclass
@@ -84,8 +72,9 @@ class Recipe:
             ones; the next :meth:`fit` swaps the training weights back first).
         precision: ``"float32"``, or ``"bfloat16"``: the update runs under ``torch.autocast``
             with bfloat16 (convolutions and matrix products in bfloat16, the weights, the
-            optimiser and the weight averages in float32; :func:`fast_precision` chooses it where
-            it pays). Evaluation and inference stay in float32.
+            optimiser and the weight averages in float32): faster only on CPUs with bfloat16
+            instructions (:func:`bf16_native`), slower elsewhere; no recipe uses it by default,
+            ``make speed`` measures it). Evaluation and inference stay in float32.
     """
 
     name: str
