@@ -46,6 +46,8 @@ LONG: dict[str, dict] = {
     "unet3d_brats": {"steps": 6000, "every": 600},  # the Vox2Vox generator without its critic, trained as long
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
     "dae": {"steps": 4000, "every": 500},  # cpu recipe: 700 steps; about 6 steps/s
+    "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; about 7 steps/s
+    "cascade": {"steps": 8400, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; about 4.8 steps/s
 }
 
 #: the largest change of a held-out metric that half precision may cause, else the file is float32
