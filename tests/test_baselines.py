@@ -132,6 +132,9 @@ def test_bm3d_reduces_the_error_of_a_noisy_smooth_image():
     # the same through the denoisers' common interface, sigma_psd = strength x sigma; one thread: exactly the same
     assert torch.equal(mc.classical_denoise(noisy, "bm3d", 1.0, sigma=sigma), den)
     assert mc.bm3d_denoise is bm3d_denoise
+    # images shared among threads, each on one: the same result, in the same order
+    assert torch.equal(bm3d_denoise(noisy, sigma, workers=2), bm3d_denoise(noisy, sigma, workers=1))
+    assert torch.equal(bm3d_denoise(noisy, sigma, workers=1), den)
 
 
 def test_bm3d_rejects_bad_input_naming_what_it_expected():
@@ -146,6 +149,9 @@ def test_bm3d_rejects_bad_input_naming_what_it_expected():
         bm3d_denoise(x.numpy(), 0.1)
     with pytest.raises(ValueError, match="at least 16 x 16"):
         bm3d_denoise(torch.rand(1, 1, 8, 8), 0.1)  # the library itself crashes on 8 x 8
+    for workers in (0, 1.5, True):
+        with pytest.raises(ValueError, match="workers a positive int"):
+            bm3d_denoise(x, 0.1, workers=workers)
     nan = x.clone()
     nan[1, 0, 5, 5] = float("nan")
     with pytest.raises(ValueError, match="finite"):
