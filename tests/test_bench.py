@@ -27,3 +27,23 @@ def test_run_notebook_keeps_a_failed_notebook_with_its_error(tmp_path):
     out = nbformat.read(str(tmp_path / "executed" / "02_fails.ipynb"), as_version=4)
     assert out.cells[1].outputs[0]["ename"] == "ValueError" and out.cells[2].outputs == []
     assert not list((tmp_path / "executed").glob(".*tmp"))  # nothing half-written left beside it
+
+
+@pytest.mark.parametrize("policy", [None, "PASSIVE"])
+def test_bench_runs_the_chapters_with_the_environments_openmp_waiting(tmp_path, monkeypatch, policy):
+    # idle cores, as a reader's Jupyter: the bench sets no wait policy of its own, and passes one on
+    seen = {}
+
+    def fake_run(path, env, timeout=1800, executed=None):
+        seen.update(env)
+        return 1.0
+
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    monkeypatch.setattr(bench, "run_notebook", fake_run)
+    monkeypatch.setattr(bench, "load_results", lambda folder: {})
+    bench.main([str(tmp_path / "01_demo.ipynb"), "--profile", "smoke", "--results", str(tmp_path / "r"), "--out", str(tmp_path), "--no-anchors"])
+    assert "OMP_WAIT_POLICY" not in seen and seen["MRICOURSE_PROFILE"] == "smoke"
+    assert (tmp_path / "results.md").exists()
