@@ -38,6 +38,12 @@ def center_lines(profile: Profile) -> int:
     return profile.pick(smoke=2, cpu=4, gpu=6)
 
 
+def eval_masks(val_set: torch.Tensor, center: int = 4) -> torch.Tensor:
+    """The k-t masks (N, T, 1, W) of :func:`evaluate`: sequence ``i`` of ``val_set`` (N, T, H, W)
+    at :data:`EVAL_ACCELERATION` with the mask of seed ``10000 + i`` (the same for every run)."""
+    return torch.cat([kt_mask(x.shape[0], x.shape[-1], EVAL_ACCELERATION, center, seed=10_000 + i) for i, x in enumerate(val_set)])
+
+
 def evaluate(modules, val_set: torch.Tensor, center: int = 4) -> dict[str, float]:
     """Mean PSNR of the magnitude of ``modules["model"]``'s reconstruction and of zero filling on
     every sequence (N, T, H, W) of ``val_set`` at :data:`EVAL_ACCELERATION`, sequence ``i`` with
@@ -46,8 +52,8 @@ def evaluate(modules, val_set: torch.Tensor, center: int = 4) -> dict[str, float
     device = next(net.parameters()).device
     scores = {"psnr": [], "psnr_zero_filled": []}
     with torch.no_grad():
-        for i, x in enumerate(val_set):
-            mask = kt_mask(x.shape[0], x.shape[-1], EVAL_ACCELERATION, center, seed=10_000 + i)  # (1, T, 1, W)
+        for x, mask in zip(val_set, eval_masks(val_set, center)):
+            mask = mask[None]  # (1, T, 1, W)
             k0 = mask * fft2c(x[None])
             out = net(k0.to(device), mask.to(device)).cpu()
             scores["psnr"].append(psnr(x.abs(), out[0].abs()))
