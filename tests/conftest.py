@@ -14,7 +14,7 @@ from mricourse.spatial import identity_grid
 
 
 def write_tiny_data(root: Path) -> dict[str, Path]:
-    """``slices`` (6 + 2 subjects, 32 px, T1w and T2w), ``cine`` (2 + 1 + 1 subjects, 32 px,
+    """``slices`` (6 + 2 subjects, 32 px, T1w, T2w, PDw and FLAIR), ``cine`` (2 + 1 + 1 subjects, 32 px,
         8 frames), ``fastmri`` (1 + 1 volumes of 2 slices, 32 px, 2 coils) written by the course's
         generators; ``brats``: 3 cases of random 20 x 24 x 20 volumes with a cubic lesion; ``ixi``: 3
     random T1 volumes of 24 x 28 x 24 in IXI naming."""

@@ -210,3 +210,33 @@ def test_t1_slices_are_made_once_and_copied():
     assert train["images"].shape == (48, 1, 64, 64) and len(test["images"]) == 24
     assert torch.equal(train["images"], again["images"]) and train["images"] is not again["images"]
     assert not torch.equal(train["images"][:24], test["images"])  # other subjects (seed 1) are held out
+
+
+def test_noisy_crops_remap_the_intensities_when_asked():
+    images = torch.rand(3, 1, 16, 16) + 0.5  # values in 0.5-1.5
+    torch.manual_seed(0)
+    fixed = mc.NoisyCrops(images, 16, (0.05, 0.05), remap=1.0, gammas=(2.0, 2.0), gains=(0.5, 0.5))
+    torch.testing.assert_close(fixed[1]["clean"], 0.5 * images[1] ** 2)  # x -> g x^gamma
+    ranged = mc.NoisyCrops(images, 16, (0.05, 0.05), remap=1.0)  # gamma in 0.5-2, gain in 0.25-1
+    for _ in range(20):
+        clean = ranged[0]["clean"]
+        lo = torch.minimum(0.25 * images[0] ** 2, 0.25 * images[0] ** 0.5)
+        hi = torch.maximum(images[0] ** 2, images[0] ** 0.5)
+        assert bool((clean >= lo - 1e-6).all() and (clean <= hi + 1e-6).all())
+    torch.manual_seed(5)
+    plain = mc.NoisyCrops(images, 16, (0.05, 0.05))[2]["noisy"]
+    torch.manual_seed(5)
+    assert torch.equal(plain, mc.NoisyCrops(images, 16, (0.05, 0.05), remap=0.0)[2]["noisy"])  # remap=0 draws nothing more
+    for bad in (dict(remap=1.5), dict(remap=0.5, gammas=(2.0, 1.0)), dict(remap=0.5, gains=(0.0, 1.0))):
+        with pytest.raises(ValueError, match="remap"):
+            mc.NoisyCrops(images, 8, **bad)
+
+
+def test_the_dae_recipe_trains_on_several_contrasts_and_holds_t2w_out():
+    r = mc.recipe("dae", "smoke", seed=0)
+    assert r.settings["contrasts"] == ["T1w", "PDw", "FLAIR"] and "T2w" not in r.settings["contrasts"]
+    n = len(mc.t1_slices("smoke")[0]["images"])
+    assert len(r.train_set) == 3 * n  # every contrast of every training subject, one image each
+    assert r.val_set.shape[1] == 1  # scored on the held-out T1w slices
+    one = mc.recipe("dae", "smoke", seed=0, overrides={"contrasts": "T1w", "remap": "0"})
+    assert len(one.train_set) == n and one.settings["remap"] == 0.0

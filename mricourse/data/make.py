@@ -176,8 +176,8 @@ def manifest(name: str, root=None, profile: str | None = None) -> dict | None:
 @register(
     "slices",
     {
-        "smoke": dict(train=16, test=8, size=64, contrasts=["T1w", "T2w"]),
-        "cpu": dict(train=528, test=64, size=128, contrasts=["T1w", "T2w"]),
+        "smoke": dict(train=16, test=8, size=64, contrasts=["T1w", "T2w", "PDw", "FLAIR"]),
+        "cpu": dict(train=528, test=64, size=128, contrasts=["T1w", "T2w", "PDw", "FLAIR"]),
         "gpu": dict(train=2000, test=200, size=128, contrasts=["T1w", "T2w", "PDw", "FLAIR"]),
     },
 )

@@ -30,26 +30,29 @@ T1_SLICES = {
 }
 
 
-@functools.lru_cache(maxsize=2)
-def _synthesised(n: int, size: int, seed: int) -> dict[str, torch.Tensor]:
+@functools.lru_cache(maxsize=4)
+def _synthesised(n: int, size: int, seed: int, contrasts: tuple[str, ...]) -> dict[str, torch.Tensor]:
     from .slices import brain_slices
 
-    return brain_slices(n, size=size, seed=seed)
+    return brain_slices(n, contrasts=contrasts, size=size, seed=seed)
 
 
-def t1_slices(profile: Profile | str | None = None, data: Path | str | None = None) -> tuple[dict, dict]:
-    """Training and held-out T1w slices ``{"images": (N, 1, H, W), "labels": (N, 1, H, W),
-    "subject": (N,)}``: from the ``slices`` data set in ``data``, or, when ``data`` is None,
-    synthesised at the sizes of :data:`T1_SLICES` for ``profile`` (kept in memory, so that the
-    chapter and its recipes make them once; the tensors returned are copies)."""
+def t1_slices(profile: Profile | str | None = None, data: Path | str | None = None, contrasts=("T1w",)) -> tuple[dict, dict]:
+    """Training and held-out slices ``{"images": (N, len(contrasts), H, W), "labels": (N, 1, H, W),
+    "subject": (N,)}``, T1w by default (other contrasts of the same subjects as further channels):
+    from the ``slices`` data set in ``data``, or, when ``data`` is None, synthesised at the sizes of
+    :data:`T1_SLICES` for ``profile`` (kept in memory, so that the chapter and its recipes make them
+    once; the tensors returned are copies)."""
     prof = get_profile(None if profile is None else str(profile))
+    contrasts = (contrasts,) if isinstance(contrasts, str) else tuple(contrasts)
     if data is not None:
         from .sets import load_slices
 
-        return load_slices(Path(data), prof, ("T1w",))
+        return load_slices(Path(data), prof, contrasts)
     p = T1_SLICES[prof.name]
     return tuple(
-        {k: v.clone() for k, v in _synthesised(n, p["size"], seed).items()} for n, seed in ((p["train"], 0), (p["test"], 1))
+        {k: v.clone() for k, v in _synthesised(n, p["size"], seed, contrasts).items()}
+        for n, seed in ((p["train"], 0), (p["test"], 1))
     )
 
 
@@ -85,11 +88,18 @@ class NoisyCrops(Dataset):
     level the item reports. A denoiser told ``s`` can then learn to judge the local level from the
     image itself. (Crops of one pixel have no room to vary: their level stays ``s``.)
 
+    With probability ``remap`` the clean crop's intensities are remapped first, ``x -> g x^gamma``,
+    ``gamma`` log-uniform in ``gammas`` and ``g`` in ``gains``: other contrasts and dimmer tissue
+    than the training images hold (a denoiser that saw only bright tissue learns to push dim
+    tissue, such as a T2-weighted scalp, down to the background).
+
     Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and
     checkpoints: the same seed gives the same items, and a resumed run the same ones it would have
     seen."""
 
-    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2), varying: float = 0.0, spread: float = 0.3):
+    def __init__(self, images: torch.Tensor, crop: int, sigmas: tuple[float, float] = (0.02, 0.2), varying: float = 0.0, spread: float = 0.3,
+                 remap: float = 0.0, gammas: tuple[float, float] = (0.5, 2.0),
+                 gains: tuple[float, float] = (0.25, 1.0)):
         if images.ndim != 4:
             raise ValueError(f"NoisyCrops: expected images (N, C, H, W), got {tuple(images.shape)}")
         if crop > min(images.shape[-2:]) or crop < 1:
@@ -101,6 +111,9 @@ class NoisyCrops(Dataset):
             raise ValueError(f"NoisyCrops: expected a probability 0 <= varying <= 1 and spread >= 0, got {varying}, {spread}")
         self.images, self.crop, self.sigmas = images, crop, (float(lo), float(hi))
         self.varying, self.spread = float(varying), float(spread)
+        if not 0 <= remap <= 1 or not 0 < gammas[0] <= gammas[1] or not 0 < gains[0] <= gains[1]:
+            raise ValueError(f"NoisyCrops: expected 0 <= remap <= 1 and ranges 0 < lo <= hi, got {remap}, {gammas}, {gains}")
+        self.remap, self.gammas, self.gains = float(remap), tuple(map(float, gammas)), tuple(map(float, gains))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -110,6 +123,11 @@ class NoisyCrops(Dataset):
         r = int(torch.randint(0, h - self.crop + 1, ()))  # the crop's top-left corner
         c = int(torch.randint(0, w - self.crop + 1, ()))
         clean = self.images[i, :, r : r + self.crop, c : c + self.crop]  # (C, crop, crop)
+        if self.remap > 0 and float(torch.rand(())) < self.remap:  # another contrast, dimmer tissue
+            (g0, g1), (a0, a1) = self.gammas, self.gains
+            gamma = g0 * (g1 / g0) ** torch.rand(())
+            gain = a0 * (a1 / a0) ** torch.rand(())
+            clean = gain * clean.clamp_min(0) ** gamma
         lo, hi = self.sigmas
         sigma = lo * (hi / lo) ** torch.rand(())  # log-uniform in [lo, hi]
         level = sigma
