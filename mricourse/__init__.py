@@ -67,7 +67,7 @@ from .data import (
 )
 from .degradation import degrade, interpolate, kspace_truncate, sr_metrics
 from .fft import fft2c, ifft2c, ifftnc
-from .gan_eval import c2st, foreground_mask, intensity_histogram, nearest_neighbours, radial_profile
+from .gan_eval import area_resize, c2st, diversity, foreground_mask, intensity_histogram, nearest_neighbours, radial_profile
 from .inference import from_gan_range, predict, to_gan_range
 from .layers import PatchDiscriminator, UNet
 from .lesions import add_lesion, disc_and_ring, lesion_centre, lesion_contrast, ring_around

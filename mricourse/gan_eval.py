@@ -4,6 +4,8 @@
   inside its head mask, with every training image (Bermudez et al. 2018 checked memorisation so).
   Compare generated slices with held-out real slices: a generator that copies its training set
   scores higher than new real subjects do.
+- diversity: ``diversity`` -- the median NCC of each image of one half of a set with its nearest
+  image of the other half: near 1 for a collapsed generator; compare with held-out real slices.
 - realism: ``c2st`` -- a classifier two-sample test (Lopez-Paz and Oquab 2017): a small CNN learns
   to tell real from generated images; its accuracy on images it has not seen is near 0.5 when the
   two sets are indistinguishable to it. ``intensity_histogram`` and ``radial_profile`` show what
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from scipy import ndimage, stats
 from torch import nn
 
-__all__ = ["foreground_mask", "ncc", "nearest_neighbours", "c2st", "C2STResult", "intensity_histogram", "radial_profile"]
+__all__ = ["foreground_mask", "ncc", "nearest_neighbours", "diversity", "area_resize", "c2st", "C2STResult", "intensity_histogram", "radial_profile"]
 
 
 def _images(x, name: str) -> torch.Tensor:
@@ -95,6 +97,29 @@ def nearest_neighbours(queries, references, masks=None, chunk: int = 256) -> tup
         index.append(i)
     return torch.cat(best).float(), torch.cat(index)
 
+
+
+def diversity(images) -> float:
+    """How alike the images of one set are: the median, over the first half of ``images``, of the
+    NCC (:func:`nearest_neighbours`) with the nearest image of the second half. A collapsed
+    generator scores near 1; compare with held-out real images (other subjects alike only as
+    brains are)."""
+    x = _images(images, "diversity")
+    if len(x) < 2:
+        raise ValueError(f"diversity: expected at least 2 images, got {len(x)}")
+    half = len(x) // 2
+    return float(nearest_neighbours(x[:half], x[half:])[0].median())  # inside each query's head
+
+
+def area_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (N, C, H, W) brought to ``size`` x ``size`` by area averaging (a mean over 2 x 2
+    pixels for a halving), as a GAN's training slices are: the way to compare a generator of
+    another size with them. Unchanged when they already have that size."""
+    if images.ndim != 4:
+        raise ValueError(f"area_resize: expected images (N, C, H, W), got {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) == (size, size):
+        return images
+    return F.interpolate(images.float(), size=(size, size), mode="area")
 
 class _Critic(nn.Module):
     """A small CNN: (Conv3 s2, LeakyReLU) blocks, global average pooling, one logit."""

@@ -96,3 +96,23 @@ def test_histogram_and_radial_profile():
     _, p_bright = mc.radial_profile(bright, bins=8)
     assert r.shape == (8,) and 0 < r[0] < r[-1] < 1
     assert p_bright[0] - p_plain[0] > 0.2 > abs(p_bright[-1] - p_plain[-1])
+
+
+def test_diversity_is_one_for_a_collapsed_set_and_lower_for_varied_heads():
+    heads = _heads(16, seed=3)
+    collapsed = heads[:1].repeat(16, 1, 1, 1) * torch.linspace(0.5, 1.5, 16).view(-1, 1, 1, 1)  # one image, other scales
+    assert mc.diversity(collapsed) == pytest.approx(1.0, abs=1e-5)
+    varied = mc.diversity(heads)
+    assert varied < 0.999
+    half = len(heads) // 2
+    assert varied == pytest.approx(float(mc.nearest_neighbours(heads[:half], heads[half:])[0].median()))
+    with pytest.raises(ValueError, match="at least 2"):
+        mc.diversity(heads[:1])
+
+
+def test_area_resize_averages_blocks_and_keeps_the_size_it_has():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    torch.testing.assert_close(mc.area_resize(x, 2), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))  # 2 x 2 means
+    assert mc.area_resize(x, 4) is x
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        mc.area_resize(x[0], 2)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..gan_eval import area_resize
 from ..physics import add_rician_noise
 from ..profiles import Profile
 from ..profiles import profile as get_profile
@@ -64,7 +65,7 @@ class GANSlices(Dataset):
     def __init__(self, images: torch.Tensor, size: int, vmax: float = 1.5):
         if images.ndim != 4 or images.shape[1] != 1:
             raise ValueError(f"GANSlices: expected single-channel images (N, 1, H, W), got {tuple(images.shape)}")
-        resized = F.interpolate(images.float(), size=(size, size), mode="area")  # (N, 1, size, size)
+        resized = area_resize(images.float(), size)  # (N, 1, size, size)
         self.images = (resized / vmax).clamp(0.0, 1.0) * 2.0 - 1.0
         self.vmax = vmax
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 
 from ...data.t1slices import GANSlices, t1_slices
-from ...gan_eval import nearest_neighbours
+from ...gan_eval import area_resize, diversity, nearest_neighbours
 from ...inference import from_gan_range
 from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, gan_step
 from ..averaging import WeightAverage
@@ -35,27 +34,18 @@ from .base import Recipe, apply_overrides, define
 VMAX = 1.5
 
 
-def _to_other(images) -> float:
-    """Diversity: the median NCC of each image of the first half with its nearest image of the
-    second half (as chapter 4 measures it)."""
-    half = len(images) // 2
-    return float(nearest_neighbours(images[:half], images[half:])[0].median())
-
-
 def evaluate(modules, val_set: GANSlices, train_set: GANSlices) -> dict[str, float]:
     """Median NCC with the nearest training slice of as many generated slices (fixed latents) as
     held-out real ones, and of the held-out real slices themselves (memorisation); the same sets'
     median NCC to their nearest other image (diversity: a collapsed generator scores near 1)."""
     real_train, real_test = from_gan_range(train_set.images), from_gan_range(val_set.images)
     fake = modules["G"].sample(len(real_test), generator=torch.Generator().manual_seed(0))  # on the CPU
-    if fake.shape[-2:] != real_test.shape[-2:]:  # another profile's generator: area-averaged to the slices' size, as they were
-        fake = F.adaptive_avg_pool2d(fake, real_test.shape[-2:])
-    fake = from_gan_range(fake)
+    fake = from_gan_range(area_resize(fake, real_test.shape[-1]))  # another profile's generator: to the slices' size, as they were
     return {
         "ncc_generated_to_train": float(nearest_neighbours(fake, real_train)[0].median()),
         "ncc_test_to_train": float(nearest_neighbours(real_test, real_train)[0].median()),
-        "ncc_generated_to_other": _to_other(fake),
-        "ncc_test_to_other": _to_other(real_test),
+        "ncc_generated_to_other": diversity(fake),
+        "ncc_test_to_other": diversity(real_test),
     }
 
 
