@@ -201,7 +201,7 @@ class SRGANConfig(Presets):
     interp_skip: bool = False
     disc_chans: int = 32
     disc_layers: int = 4
-    gdl_weight: float = 1.0
+    grad_diff_weight: float = 1.0
     adv_weight: float = 0.1
     lr: float = 1e-4
     dims: int = 3
@@ -291,11 +291,12 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
 
     1. discriminator ``modules["D"]``: ``BCE(D(hr), 1) + BCE(D(G(lr)), 0)`` (the fake detached),
        one step of ``optimizers["opt_d"]``;
-    2. generator ``modules["G"]``: ``MSE(G(lr), hr) + gdl_weight GDL + adv_weight BCE(D(G(lr)), 1)``,
+    2. generator ``modules["G"]``: ``MSE(G(lr), hr) + grad_diff_weight GradDiff + adv_weight BCE(D(G(lr)), 1)``
+       (GradDiff: the gradient difference loss),
        one step of ``optimizers["opt_g"]``.
 
     With ``adversarial=False`` (the content phase) or ``cfg.adv_weight == 0`` only the content loss
-    (MSE + GDL) trains the generator and the discriminator is not used. Returns the losses.
+    (MSE + gradient difference) trains the generator and the discriminator is not used. Returns the losses.
     """
     gen, opt_g = modules["G"], optimizers["opt_g"]
     adversarial = adversarial and cfg.adv_weight > 0
@@ -315,8 +316,8 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
         out["d_loss"] = d_loss.item()
     # 2. generator update
     mse = F.mse_loss(fake, hr)
-    gdl = gradient_difference_loss(fake, hr)
-    g_loss = mse + cfg.gdl_weight * gdl
+    grad_diff = gradient_difference_loss(fake, hr)
+    g_loss = mse + cfg.grad_diff_weight * grad_diff
     if adversarial:
         logits = modules["D"](fake)
         adv = generator_loss(logits)
@@ -325,4 +326,4 @@ def srgan_step(modules: dict, optimizers: dict, batch, *, cfg: SRGANConfig, adve
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
-    return {"mse": mse.item(), "grad_diff": gdl.item(), **out}  # logged as grad_diff: "GDL" also names the generalised Dice loss
+    return {"mse": mse.item(), "grad_diff": grad_diff.item(), **out}
