@@ -19,8 +19,9 @@ count as a sentence):
 - **unreproducible**: a number or finding from runs the reader cannot repeat ("in our trials",
   "in a development run"), whatever else the sentence says.
 
-Text in code spans, maths, a ``{glue}`` role, link targets and double quotes (a quoted message,
-name or verdict string) is not read. ``python -m mricourse.course.exercises check`` runs it on
+Text in code spans and code blocks, maths, a ``{glue}`` role, link targets and double quotes (a
+quoted message, name or verdict string) is not read; the body of an admonition (a folded answer,
+a glossary) is. ``python -m mricourse.course.exercises check`` runs it on
 every notebook (``make test`` too, through ``tests/test_claims.py``); :func:`markdown_problems`
 checks a plain markdown page.
 """
@@ -105,6 +106,9 @@ class Claim:
 def _strip(text: str) -> str:
     """Markdown without what the check does not read: glue roles, code, maths, link targets, quotes."""
     text = re.sub(r"\{glue(:\w+)?\}`[^`]*`", " ", text)
+    # MyST directives of prose (an admonition, a folded answer) are read, their options not; code blocks are not
+    text = re.sub(r"```\{(admonition|note|tip|important|warning|hint|seealso|dropdown)\}[^\n]*\n((?:\s*:[\w-]+:[^\n]*\n)*)(.*?)```",
+                  lambda m: "\n\n" + m.group(3) + "\n\n", text, flags=re.S)
     text = re.sub(r"```.*?```", " ", text, flags=re.S)
     text = re.sub(r"`[^`]*`", " ", text)
     text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
