@@ -101,6 +101,15 @@ def _srgan(c, record):
     return {"G": SRGANGenerator(cfg), "D": SRGANDiscriminator(cfg)}
 
 
+def _voxelmorph(c, record):
+    from ..models.voxelmorph import VoxelMorph, VoxelMorphConfig
+
+    size = (record.get("settings") or {}).get("size")
+    if not size:
+        raise ValueError("voxelmorph: the record has no image size (settings['size']): the run was written by an older mricourse")
+    return {"model": VoxelMorph(_cfg(VoxelMorphConfig, c), size)}
+
+
 def _toy(c, record):
     from .recipes.toy import Toy, ToyConfig
 
@@ -120,6 +129,7 @@ NETWORKS: dict[str, Callable[[dict, dict], dict[str, nn.Module]]] = {
     "unet3d_brats": _vox2vox,
     "msfusion": _msfusion,
     "srgan": _srgan,
+    "voxelmorph": _voxelmorph,
     "toy": _toy,
 }
 

@@ -48,6 +48,8 @@ LONG: dict[str, dict] = {
     "dae": {"steps": 4000, "every": 500},  # cpu recipe: 700 steps; about 6 steps/s
     "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; about 7 steps/s
     "cascade": {"steps": 8400, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; about 4.8 steps/s
+    "msfusion": {"steps": 16000, "every": 2000},  # chapter 7's x2 CNN; cpu recipe: 4000 steps; about 60 steps/s
+    "voxelmorph": {"steps": 8000, "every": 1000},  # chapter 8's 2D network; cpu recipe: 2000 steps; about 29 steps/s
 }
 
 #: the largest change of a held-out metric that half precision may cause, else the file is float32

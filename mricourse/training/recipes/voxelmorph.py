@@ -156,6 +156,7 @@ def build(profile, data, overrides, seed) -> Recipe:
             "schedule": "one-cycle",
             "pairs": "atlas to subject" if train_set.atlas is not None else "subject to subject",
             "init": None if init is None else str(init),
+            "size": list(train_set.images.shape[2:]),  # the network's image size (it rebuilds from the record)
         },
         val_set=val,
         evaluate=evaluate,
