@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ...data.datasets import RegistrationPairs
 from ...data.make import ensure_dataset
@@ -103,6 +104,25 @@ def _volumes(data: Path | None, profile, cfg: VoxelMorphConfig):
     return train, val, cfg
 
 
+def resized(val: dict, size) -> dict:
+    """A held-out set brought to another image ``size``: images by linear interpolation, labels by
+    nearest neighbour, true displacements interpolated and rescaled to the new pixels."""
+    size = tuple(int(n) for n in size)
+    old = val["images"].shape[2:]
+    if len(size) != len(old):
+        raise ValueError(f"resized: expected a {len(old)}D size, got {size}")
+    mode = "bilinear" if len(size) == 2 else "trilinear"
+    out = dict(val)
+    for k in ("moving", "images"):
+        out[k] = F.interpolate(val[k].float(), size=size, mode=mode, align_corners=False)
+    for k in ("moving_labels", "labels"):
+        out[k] = F.interpolate(val[k].float(), size=size, mode="nearest").long()
+    if "displacement" in val:
+        scale = torch.tensor([n / o for n, o in zip(size, old)]).view(1, -1, *[1] * len(size))  # pixels of the new grid
+        out["displacement"] = F.interpolate(val["displacement"].float(), size=size, mode=mode, align_corners=False) * scale
+    return out
+
+
 def evaluate(modules, val: dict) -> dict[str, float]:
     """Register ``val["moving"]`` to every held-out image (channel 0), one pair at a time: the
     mean squared difference of warped moving and fixed images, before and after, and, where there
@@ -110,6 +130,8 @@ def evaluate(modules, val: dict) -> dict[str, float]:
     and the end-point error when the true displacement is known) with the Dice before."""
     net = modules["model"].eval()
     device = next(net.parameters()).device
+    if tuple(val["images"].shape[2:]) != tuple(net.size):  # another profile's network (a long run's smoke check)
+        val = resized(val, net.size)
     moving, fixed = val["moving"], val["images"][:, :1]
     with torch.no_grad():
         flow = torch.cat([net(moving.to(device), f[None].to(device)).flow.cpu() for f in fixed])  # (N, dims, *spatial)
