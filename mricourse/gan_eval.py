@@ -98,7 +98,6 @@ def nearest_neighbours(queries, references, masks=None, chunk: int = 256) -> tup
     return torch.cat(best).float(), torch.cat(index)
 
 
-
 def diversity(images) -> float:
     """How alike the images of one set are: the median, over the first half of ``images``, of the
     NCC (:func:`nearest_neighbours`) with the nearest image of the second half. A collapsed
@@ -118,7 +117,7 @@ def area_resize(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.ndim != 4:
         raise ValueError(f"area_resize: expected images (N, C, H, W), got {tuple(images.shape)}")
     if tuple(images.shape[-2:]) == (size, size):
-        return images
+        return images.float()
     return F.interpolate(images.float(), size=(size, size), mode="area")
 
 class _Critic(nn.Module):

@@ -218,11 +218,14 @@ def test_noisy_crops_remap_the_intensities_when_asked():
     fixed = mc.NoisyCrops(images, 16, (0.05, 0.05), remap=1.0, gammas=(2.0, 2.0), gains=(0.5, 0.5))
     torch.testing.assert_close(fixed[1]["clean"], 0.5 * images[1] ** 2)  # x -> g x^gamma
     ranged = mc.NoisyCrops(images, 16, (0.05, 0.05), remap=1.0)  # gamma in 0.5-2, gain in 0.25-1
+    changed = 0
     for _ in range(20):
         clean = ranged[0]["clean"]
+        changed += not torch.allclose(clean, images[0])
         lo = torch.minimum(0.25 * images[0] ** 2, 0.25 * images[0] ** 0.5)
         hi = torch.maximum(images[0] ** 2, images[0] ** 0.5)
         assert bool((clean >= lo - 1e-6).all() and (clean <= hi + 1e-6).all())
+    assert changed == 20  # every crop remapped
     torch.manual_seed(5)
     plain = mc.NoisyCrops(images, 16, (0.05, 0.05))[2]["noisy"]
     torch.manual_seed(5)
@@ -240,3 +243,9 @@ def test_the_dae_recipe_trains_on_several_contrasts_and_holds_t2w_out():
     assert r.val_set.shape[1] == 1  # scored on the held-out T1w slices
     one = mc.recipe("dae", "smoke", seed=0, overrides={"contrasts": "T1w", "remap": "0"})
     assert len(one.train_set) == n and one.settings["remap"] == 0.0
+    torch.testing.assert_close(one.val_set, r.val_set)  # the same held-out T1w slices whatever the training contrasts
+    flair = mc.recipe("dae", "smoke", seed=0, overrides={"contrasts": "FLAIR"})
+    torch.testing.assert_close(flair.val_set, r.val_set)
+    for bad in ({"contrasts": ""}, {"contrasts": "T3w"}, {"remap": "often"}, {"remap": "1.5"}):
+        with pytest.raises(ValueError, match="expected"):
+            mc.recipe("dae", "smoke", seed=0, overrides=bad)

@@ -374,3 +374,24 @@ def test_sr_metrics_averages_items():
     both = mc.sr_metrics(gt, pred)
     each = [mc.sr_metrics(g[0], p[0]) for g, p in zip(gt, pred)]
     assert abs(both["psnr"] - (each[0]["psnr"] + each[1]["psnr"]) / 2) < 1e-9
+
+
+def test_msfusion_trains_on_every_contrast_and_holds_out_t1w(tiny_data):
+    from mricourse.training.recipes.msfusion import CONTRASTS, chapter_sizes
+
+    r = mc.recipe("msfusion", "smoke", seed=0)
+    n = chapter_sizes(mc.profile("smoke"))
+    assert r.settings["contrasts"] == list(CONTRASTS) and len(CONTRASTS) == 4
+    assert len(r.train_set.hr) == len(CONTRASTS) * n["train"] * n["slices"]  # a pair per slice and contrast
+    assert r.val_set["hr"].shape[:2] == (n["test"], 1)
+    held_out = mc.brain_slices(n["test"], size=128, seed=1)["images"]  # T1w
+    torch.testing.assert_close(r.val_set["hr"], held_out[..., : r.val_set["hr"].shape[-2], : r.val_set["hr"].shape[-1]])
+    one = mc.recipe("msfusion", "smoke", seed=0, overrides={"contrasts": "FLAIR"})
+    assert len(one.train_set.hr) == n["train"] * n["slices"]
+    folder = mc.recipe("msfusion", "smoke", data=tiny_data["slices"], seed=0, overrides={"contrasts": "PDw,T2w"})
+    assert folder.val_set["hr"].shape[1] == 1 and len(folder.train_set.hr) == 2 * 6  # 6 training subjects in the tiny set
+    for bad in ("", "T3w", "T1w,,nosuch"):
+        with pytest.raises(ValueError, match="expected contrasts"):
+            mc.recipe("msfusion", "smoke", seed=0, overrides={"contrasts": bad})
+    with pytest.raises(ValueError, match="expected noise"):
+        mc.recipe("msfusion", "smoke", seed=0, overrides={"noise": "-1"})

@@ -37,7 +37,10 @@ def load_slices(data: Path | None, profile: Profile, contrasts=("T1w",)) -> tupl
             names = [str(c) for c in z["contrasts"]] if "contrasts" in z.files else ["T1w"]
         missing = [c for c in contrasts if c not in names]
         if missing:
-            raise ValueError(f"{path}: expected contrasts {list(contrasts)}, the file has {names}")
+            raise ValueError(
+                f"{path}: expected contrasts {list(contrasts)}, the file has {names}: make it again "
+                f"(python data_scripts/make_data.py slices --force) or choose contrasts it has (--config contrasts=...)"
+            )
         idx = [names.index(c) for c in contrasts]
         out.append({"images": ds.images[:, idx], "labels": ds.labels, "subject": ds.subject})
     return tuple(out)

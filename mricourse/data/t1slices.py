@@ -1,10 +1,11 @@
-"""Chapter 4's data: mid-axial T1-weighted slices, one per subject (Bermudez et al. 2018 trained on
-528 of them), and the two training pipelines built on them: :class:`GANSlices` for the DCGAN and
-:class:`NoisyCrops` for the denoising autoencoder.
+"""Chapter 4's data: mid-axial slices, one per subject (Bermudez et al. 2018 trained on 528 of
+them), T1-weighted by default and in other contrasts on request, and the two training pipelines
+built on them: :class:`GANSlices` for the DCGAN (T1w) and :class:`NoisyCrops` for the denoising
+autoencoder (T1w, PDw and FLAIR in its recipe).
 
 Without a data folder the slices are synthesised in memory from the digital brain (training
 subjects from seed 0, held-out subjects from seed 1) at the sizes of :data:`T1_SLICES`; with one,
-they are the T1w slices of a ``slices`` data set (``train.npz``, ``test.npz``).
+they are the slices of a ``slices`` data set (``train.npz``, ``test.npz``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class GANSlices(Dataset):
 
 class NoisyCrops(Dataset):
     """Noisy random crops for a denoiser: item ``i`` is ``{"noisy": y, "clean": x, "sigma": s}``
-    with ``x`` a ``crop`` x ``crop`` patch (1, crop, crop) of image ``i`` at a random position,
+    with ``x`` a ``crop`` x ``crop`` patch (C, crop, crop) of image ``i`` at a random position,
     ``s`` drawn log-uniformly in ``sigmas = (lo, hi)``, ``s = lo (hi / lo)^u``, ``u ~ U(0, 1)`` (every
     decade of noise as likely; a fixed level when ``lo == hi``), and ``y = |x + s n|``, ``n`` complex Gaussian (:func:`mricourse.physics.add_rician_noise`).
 

@@ -242,7 +242,7 @@ def long_run(task: str, steps: int | None = None, name: str | None = None, devic
         nets = nets.to(device) if isinstance(nets, nn.Module) else {k: m.to(device) for k, m in nets.items()}
     ours = f" (this chapter's run: {steps})" if steps is not None else ""
     print(f"{name}: {info['steps']} steps{ours}, seed {info['seed']}, {info['training_seconds'] / 60:.0f} min of training, "
-          f"{info['dtype']} weights, commit {info['commit'][:10]}")
+          f"{info['dtype']} weights, commit {info['commit'][:10]}{' (+ changes not committed)' if info['commit'].endswith('+modified') else ''}")
     return info, nets
 
 

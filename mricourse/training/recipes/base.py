@@ -292,6 +292,31 @@ def apply_overrides(cfg, overrides: dict[str, str]):
     return replace(cfg, **conv)
 
 
+def pop_contrasts(overrides: dict, default: tuple[str, ...], recipe_name: str) -> tuple[str, ...]:
+    """The ``contrasts`` setting of a recipe's data: ``overrides["contrasts"]`` (comma-separated,
+    removed from ``overrides``) or ``default``; every name one of the digital brain's contrasts."""
+    from ...data.brain import CONTRASTS
+
+    value = overrides.pop("contrasts", None)
+    names = default if value is None else tuple(c.strip() for c in str(value).split(",") if c.strip())
+    unknown = [c for c in names if c not in CONTRASTS]
+    if not names or unknown:
+        raise ValueError(f"{recipe_name}: expected contrasts, comma-separated, from {', '.join(CONTRASTS)}; got {value!r}")
+    return tuple(names)
+
+
+def pop_float(overrides: dict, key: str, default: float, recipe_name: str, lo: float = float("-inf"), hi: float = float("inf")) -> float:
+    """A number setting of a recipe's data, ``overrides[key]`` (removed) or ``default``, in ``[lo, hi]``."""
+    value = overrides.pop(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not lo <= number <= hi:
+        raise ValueError(f"{recipe_name}: expected {key} a number in [{lo}, {hi}], got {value!r}")
+    return number
+
+
 def _convert(value: str, hint):
     """A command-line string -> a value of the type ``hint`` (int, float, str, bool, Optional,
     tuple/list of those)."""

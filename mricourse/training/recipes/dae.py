@@ -31,7 +31,7 @@ from ...metrics import psnr
 from ...models.dae import DAE, DAEConfig, dae_step
 from ...physics import add_rician_noise
 from ..schedules import OneCycleSchedule
-from .base import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float
 
 #: the noise levels of the chapter (standard deviations, in units of the brain's 99.5th percentile)
 LEVELS = (0.02, 0.05, 0.1, 0.2)
@@ -64,8 +64,8 @@ def evaluate(modules, val_set: torch.Tensor, levels=LEVELS) -> dict[str, float]:
 
 @define("dae")
 def build(profile, data, overrides, seed) -> Recipe:
-    contrasts = tuple(c.strip() for c in str(overrides.pop("contrasts", ",".join(CONTRASTS))).split(",") if c.strip())
-    remap = float(overrides.pop("remap", REMAP))  # settings of the data, not of the network
+    contrasts = pop_contrasts(overrides, CONTRASTS, "dae")  # settings of the data, not of the network
+    remap = pop_float(overrides, "remap", REMAP, "dae", 0.0, 1.0)
     cfg = apply_overrides(DAEConfig.for_profile(profile), overrides)
     model = DAE(cfg)  # weights from the seed
     lr = 2e-3
@@ -73,9 +73,12 @@ def build(profile, data, overrides, seed) -> Recipe:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sigmas = (min(LEVELS), max(LEVELS)) if cfg.noise_conditional else (0.1, 0.1)
     crop = profile.pick(smoke=32, cpu=48, gpu=64)
-    train, _ = t1_slices(profile, data, contrasts)  # (N, C, H, W): every contrast of every training subject
-    _, test = t1_slices(profile, data)  # the held-out subjects, T1w: the chapter's test slices
-    images = train["images"].reshape(-1, 1, *train["images"].shape[-2:])  # (N C, 1, H, W)
+    made = contrasts if "T1w" in contrasts else ("T1w", *contrasts)  # the held-out slices are T1w
+    train, test = t1_slices(profile, data, made)  # (N, C, H, W): every contrast of every subject
+    images = train["images"][:, [made.index(c) for c in contrasts]]
+    images = images.reshape(-1, 1, *images.shape[-2:])  # (N C, 1, H, W): each subject's slices, contrast by contrast
+    t1 = made.index("T1w")
+    test = {**test, "images": test["images"][:, t1 : t1 + 1]}  # the chapter's test slices
     return Recipe(
         "dae",
         cfg,

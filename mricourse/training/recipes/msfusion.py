@@ -41,7 +41,7 @@ from ...inference import predict
 from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
 from ..fit import supervised_update
 from ..schedules import OneCycleSchedule
-from .base import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float
 
 #: the degradations: PSF sigma in HR pixels (image space), noise as a fraction of the brain's bright end
 SIGMA, NOISE = 1.0, 0.02
@@ -106,8 +106,11 @@ def slice_pairs(data: Path | None, profile, factor, degradation: str = "kspace",
         n = chapter_sizes(profile)
         train, test = _chapter_slices(n["train"], n["slices"], n["test"], tuple(contrasts))
     else:
-        train = load_slices(data, profile, tuple(contrasts))[0]
-        test = load_slices(data, profile, ("T1w",))[1]
+        made = tuple(contrasts) if "T1w" in contrasts else ("T1w", *contrasts)  # the held-out slices are T1w
+        train, test = load_slices(data, profile, made)
+        train = {**train, "images": train["images"][:, [made.index(c) for c in contrasts]]}
+        t1 = made.index("T1w")
+        test = {**test, "images": test["images"][:, t1 : t1 + 1]}
     c = train["images"].shape[1]
     train = {"images": train["images"].reshape(-1, 1, *train["images"].shape[-2:]),  # (N C, 1, H, W): a pair per contrast
              "labels": train["labels"].repeat_interleave(c, dim=0)}
@@ -136,10 +139,8 @@ def evaluate_sr(net, val: dict, factor, dims: int) -> dict[str, float]:
 @define("msfusion")
 def build(profile, data, overrides, seed) -> Recipe:
     degradation = overrides.pop("degradation", "kspace")  # settings of the data, not of the network
-    noise = float(overrides.pop("noise", NOISE))
-    contrasts = tuple(c.strip() for c in str(overrides.pop("contrasts", ",".join(CONTRASTS))).split(",") if c.strip())
-    if not noise >= 0:
-        raise ValueError(f"msfusion: expected noise >= 0 (a fraction of the brain's bright end), got {noise}")
+    noise = pop_float(overrides, "noise", NOISE, "msfusion", 0.0)  # a fraction of the brain's bright end
+    contrasts = pop_contrasts(overrides, CONTRASTS, "msfusion")
     cfg = apply_overrides(MultiScaleFusionConfig.for_profile(profile), overrides)
     if cfg.dims != 2:
         raise ValueError(f"msfusion: the recipe trains on 2D slices (dims 2), got dims={cfg.dims}")
@@ -147,7 +148,7 @@ def build(profile, data, overrides, seed) -> Recipe:
     train, val = slice_pairs(data, profile, f, degradation, noise, contrasts)
     model = MultiScaleFusionSR(cfg)
     lr = 2e-3
-    steps = profile.pick(smoke=4, cpu=4000, gpu=20_000)  # cpu: chosen on the validation subjects (module docstring)
+    steps = profile.pick(smoke=4, cpu=4000, gpu=10_000 if max(f) >= 4 else 20_000)  # cpu: chosen on the validation subjects (module docstring)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     size = [PATCH // r for r in f]  # low-resolution patch
     return Recipe(
