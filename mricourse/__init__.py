@@ -67,7 +67,7 @@ from .data import (
 )
 from .degradation import degrade, interpolate, kspace_truncate, sr_metrics
 from .fft import fft2c, ifft2c, ifftnc
-from .gan_eval import area_resize, c2st, diversity, foreground_mask, intensity_histogram, nearest_neighbours, radial_profile
+from .gan_eval import c2st, diversity, foreground_mask, intensity_histogram, nearest_neighbours, radial_profile
 from .inference import from_gan_range, predict, to_gan_range
 from .layers import PatchDiscriminator, UNet
 from .lesions import add_lesion, disc_and_ring, lesion_centre, lesion_contrast, ring_around
@@ -108,7 +108,7 @@ from .registration import (
     score_registration,
 )
 from .signal import SEQUENCES, flair_ti, inversion_recovery, spin_echo, tissue
-from .spatial import SpatialTransformer, VecInt, gaussian_blur, warp
+from .spatial import SpatialTransformer, VecInt, area_resize, gaussian_blur, warp
 from .training import recipes
 from .training.fit import fit, load_checkpoint
 from .training.own_scan import estimate_noise, head_mask, scale_intensities, varnet_reconstruct

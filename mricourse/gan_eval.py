@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy import ndimage, stats
 from torch import nn
 
-__all__ = ["foreground_mask", "ncc", "nearest_neighbours", "diversity", "area_resize", "c2st", "C2STResult", "intensity_histogram", "radial_profile"]
+__all__ = ["foreground_mask", "ncc", "nearest_neighbours", "diversity", "c2st", "C2STResult", "intensity_histogram", "radial_profile"]
 
 
 def _images(x, name: str) -> torch.Tensor:
@@ -109,16 +109,6 @@ def diversity(images) -> float:
     half = len(x) // 2
     return float(nearest_neighbours(x[:half], x[half:])[0].median())  # inside each query's head
 
-
-def area_resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Images (N, C, H, W) brought to ``size`` x ``size`` by area averaging (a mean over 2 x 2
-    pixels for a halving), as a GAN's training slices are: the way to compare a generator of
-    another size with them. Unchanged when they already have that size."""
-    if images.ndim != 4:
-        raise ValueError(f"area_resize: expected images (N, C, H, W), got {tuple(images.shape)}")
-    if tuple(images.shape[-2:]) == (size, size):
-        return images.float()
-    return F.interpolate(images.float(), size=(size, size), mode="area")
 
 class _Critic(nn.Module):
     """A small CNN: (Conv3 s2, LeakyReLU) blocks, global average pooling, one logit."""

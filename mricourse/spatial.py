@@ -1,8 +1,9 @@
 """Spatial operations on image grids, shared by the data generators, the models and the
 classical methods: warping by displacement fields in voxels (``warp``, ``SpatialTransformer``),
 scaling and squaring of a stationary velocity field (``VecInt``, VoxelMorph's diffeomorphic
-layer), resizing a field with its vectors (``resize_flow``), and separable Gaussian smoothing
-(``gaussian_blur``). Pure tensor code: nothing here is trained.
+layer), resizing a field with its vectors (``resize_flow``), separable Gaussian smoothing
+(``gaussian_blur``), and resizing images by area averaging (``area_resize``). Pure tensor code:
+nothing here is trained.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import nn
 
-__all__ = ["identity_grid", "warp", "SpatialTransformer", "VecInt", "resize_flow", "gaussian_blur"]
+__all__ = ["identity_grid", "warp", "SpatialTransformer", "VecInt", "resize_flow", "gaussian_blur", "area_resize"]
 
 
 def identity_grid(shape, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -117,3 +118,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float | tuple[float, ...]) -> torch.Te
         flat = F.conv1d(flat, k.view(1, 1, -1), padding=k.numel() // 2)
         out = flat.reshape(moved.shape).movedim(-1, 2 + d)
     return out.contiguous()
+
+
+def area_resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (N, C, H, W) brought to ``size`` x ``size`` by area averaging (a mean over 2 x 2
+    pixels for a halving), as a GAN's training slices are: the way to compare a generator of
+    another size with them. Unchanged when they already have that size."""
+    if images.ndim != 4:
+        raise ValueError(f"area_resize: expected images (N, C, H, W), got {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) == (size, size):
+        return images.float()
+    return F.interpolate(images.float(), size=(size, size), mode="area")

@@ -109,10 +109,3 @@ def test_diversity_is_one_for_a_collapsed_set_and_lower_for_varied_heads():
     with pytest.raises(ValueError, match="at least 2"):
         mc.diversity(heads[:1])
 
-
-def test_area_resize_averages_blocks_and_keeps_the_size_it_has():
-    x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    torch.testing.assert_close(mc.area_resize(x, 2), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))  # 2 x 2 means
-    assert mc.area_resize(x, 4) is x
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        mc.area_resize(x[0], 2)

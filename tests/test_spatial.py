@@ -144,3 +144,11 @@ def test_agrees_with_the_voxelmorph_package():
         u[0], steps=7, transformer=lambda x, trf: F.spatial_transform(x[None], trf, padding_mode="border")[0]
     )
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+
+
+def test_area_resize_averages_blocks_and_keeps_the_size_it_has():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    torch.testing.assert_close(mc.area_resize(x, 2), torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))  # 2 x 2 means
+    assert mc.area_resize(x, 4) is x
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        mc.area_resize(x[0], 2)

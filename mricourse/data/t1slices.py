@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..gan_eval import area_resize
 from ..physics import add_rician_noise
 from ..profiles import Profile
 from ..profiles import profile as get_profile
+from ..spatial import area_resize
 
 __all__ = ["T1_SLICES", "t1_slices", "GANSlices", "NoisyCrops"]
 

@@ -23,9 +23,10 @@ from functools import partial
 import torch
 
 from ...data.t1slices import GANSlices, t1_slices
-from ...gan_eval import area_resize, diversity, nearest_neighbours
+from ...gan_eval import diversity, nearest_neighbours
 from ...inference import from_gan_range
 from ...models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, gan_step
+from ...spatial import area_resize
 from ..averaging import WeightAverage
 from ..schedules import ConstantSchedule
 from .base import Recipe, apply_overrides, define
