@@ -4,7 +4,8 @@ Tissue values: 1.5 T from BrainWeb (Kwan et al. 1999); 3 T from Wansapura et al.
 WM, and approximate literature values for CSF, fat and muscle. Proton density does not depend on
 the field. BrainWeb's CSF T2 at 1.5 T (329 ms) is far shorter than measured values (about 1-2 s,
 as the 3 T entry has): it is kept so that the 1.5 T images follow BrainWeb's simulator, and at the
-TEs of the course's sequences CSF stays the brightest tissue of a T2-weighted image either way. Every equation works elementwise on floats, numpy arrays or torch tensors.
+TEs of the course's sequences CSF stays the brightest tissue of a T2-weighted image either way.
+Every equation works elementwise on floats, numpy arrays or torch tensors.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class NoisyCrops(Dataset):
 
     With probability ``remap`` the clean crop's intensities are remapped first, ``x -> g x^gamma``,
     ``gamma`` log-uniform in ``gammas`` and ``g`` in ``gains``: other contrasts and dimmer tissue
-    than the training images hold (a denoiser that saw only bright tissue learns to push dim
+    than the training images hold (a denoiser that saw only bright tissue can learn to push dim
     tissue, such as a T2-weighted scalp, down to the background).
 
     Every draw comes from torch's global generator, which :func:`mricourse.fit` seeds and

@@ -305,6 +305,19 @@ def pop_contrasts(overrides: dict, default: tuple[str, ...], recipe_name: str) -
     return tuple(names)
 
 
+def with_t1(contrasts: tuple[str, ...]) -> tuple[str, ...]:
+    """The contrasts to load for training on ``contrasts`` and testing on T1w: T1w added if missing."""
+    return tuple(contrasts) if "T1w" in contrasts else ("T1w", *contrasts)
+
+
+def training_and_t1(train: dict, test: dict, loaded: tuple[str, ...], contrasts: tuple[str, ...]) -> tuple[dict, dict]:
+    """Slices loaded in the contrasts ``loaded`` (channels, :func:`with_t1`): the training set in
+    ``contrasts``, the held-out set in T1w."""
+    t1 = loaded.index("T1w")
+    return ({**train, "images": train["images"][:, [loaded.index(c) for c in contrasts]]},
+            {**test, "images": test["images"][:, t1 : t1 + 1]})
+
+
 def pop_float(overrides: dict, key: str, default: float, recipe_name: str, lo: float = float("-inf"), hi: float = float("inf")) -> float:
     """A number setting of a recipe's data, ``overrides[key]`` (removed) or ``default``, in ``[lo, hi]``."""
     value = overrides.pop(key, default)

@@ -31,7 +31,7 @@ from ...metrics import psnr
 from ...models.dae import DAE, DAEConfig, dae_step
 from ...physics import add_rician_noise
 from ..schedules import OneCycleSchedule
-from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float
+from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float, training_and_t1, with_t1
 
 #: the noise levels of the chapter (standard deviations, in units of the brain's 99.5th percentile)
 LEVELS = (0.02, 0.05, 0.1, 0.2)
@@ -73,12 +73,9 @@ def build(profile, data, overrides, seed) -> Recipe:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sigmas = (min(LEVELS), max(LEVELS)) if cfg.noise_conditional else (0.1, 0.1)
     crop = profile.pick(smoke=32, cpu=48, gpu=64)
-    made = contrasts if "T1w" in contrasts else ("T1w", *contrasts)  # the held-out slices are T1w
-    train, test = t1_slices(profile, data, made)  # (N, C, H, W): every contrast of every subject
-    images = train["images"][:, [made.index(c) for c in contrasts]]
-    images = images.reshape(-1, 1, *images.shape[-2:])  # (N C, 1, H, W): each subject's slices, contrast by contrast
-    t1 = made.index("T1w")
-    test = {**test, "images": test["images"][:, t1 : t1 + 1]}  # the chapter's test slices
+    loaded = with_t1(contrasts)  # the held-out slices, the chapter's test slices, are T1w
+    train, test = training_and_t1(*t1_slices(profile, data, loaded), loaded, contrasts)  # (N, C, H, W), (N, 1, H, W)
+    images = train["images"].reshape(-1, 1, *train["images"].shape[-2:])  # (N C, 1, H, W): each subject's slices, contrast by contrast
     return Recipe(
         "dae",
         cfg,

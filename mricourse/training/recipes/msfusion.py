@@ -41,7 +41,7 @@ from ...inference import predict
 from ...models.superres import MultiScaleFusionConfig, MultiScaleFusionSR
 from ..fit import supervised_update
 from ..schedules import OneCycleSchedule
-from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float
+from .base import Recipe, apply_overrides, define, pop_contrasts, pop_float, training_and_t1, with_t1
 
 #: the degradations: PSF sigma in HR pixels (image space), noise as a fraction of the brain's bright end
 SIGMA, NOISE = 1.0, 0.02
@@ -106,11 +106,8 @@ def slice_pairs(data: Path | None, profile, factor, degradation: str = "kspace",
         n = chapter_sizes(profile)
         train, test = _chapter_slices(n["train"], n["slices"], n["test"], tuple(contrasts))
     else:
-        made = tuple(contrasts) if "T1w" in contrasts else ("T1w", *contrasts)  # the held-out slices are T1w
-        train, test = load_slices(data, profile, made)
-        train = {**train, "images": train["images"][:, [made.index(c) for c in contrasts]]}
-        t1 = made.index("T1w")
-        test = {**test, "images": test["images"][:, t1 : t1 + 1]}
+        loaded = with_t1(tuple(contrasts))  # the held-out slices are T1w
+        train, test = training_and_t1(*load_slices(data, profile, loaded), loaded, tuple(contrasts))
     c = train["images"].shape[1]
     train = {"images": train["images"].reshape(-1, 1, *train["images"].shape[-2:]),  # (N C, 1, H, W): a pair per contrast
              "labels": train["labels"].repeat_interleave(c, dim=0)}

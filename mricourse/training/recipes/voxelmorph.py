@@ -36,7 +36,7 @@ from ...data.slices import brain_slices
 from ...losses import mse
 from ...models.voxelmorph import VoxelMorph, VoxelMorphConfig, voxelmorph_step
 from ...registration import score_registration
-from ...spatial import warp
+from ...spatial import resize_flow, warp
 from ..fit import load_checkpoint
 from ..schedules import OneCycleSchedule
 from .base import Recipe, apply_overrides, define
@@ -106,7 +106,8 @@ def _volumes(data: Path | None, profile, cfg: VoxelMorphConfig):
 
 def resized(val: dict, size) -> dict:
     """A held-out set brought to another image ``size``: images by linear interpolation, labels by
-    nearest neighbour, true displacements interpolated and rescaled to the new pixels."""
+    nearest neighbour, true displacements by :func:`mricourse.spatial.resize_flow` (vectors
+    rescaled to the new pixels)."""
     size = tuple(int(n) for n in size)
     old = val["images"].shape[2:]
     if len(size) != len(old):
@@ -114,12 +115,11 @@ def resized(val: dict, size) -> dict:
     mode = "bilinear" if len(size) == 2 else "trilinear"
     out = dict(val)
     for k in ("moving", "images"):
-        out[k] = F.interpolate(val[k].float(), size=size, mode=mode, align_corners=False)
+        out[k] = F.interpolate(val[k].float(), size=size, mode=mode, align_corners=True)  # the grid convention of resize_flow
     for k in ("moving_labels", "labels"):
         out[k] = F.interpolate(val[k].float(), size=size, mode="nearest").long()
     if "displacement" in val:
-        scale = torch.tensor([n / o for n, o in zip(size, old)]).view(1, -1, *[1] * len(size))  # pixels of the new grid
-        out["displacement"] = F.interpolate(val["displacement"].float(), size=size, mode=mode, align_corners=False) * scale
+        out["displacement"] = resize_flow(val["displacement"].float(), size)
     return out
 
 
