@@ -121,3 +121,10 @@ def test_overrides_follow_the_annotations():
     with pytest.raises(ValueError, match="unknown config field"):
         apply_overrides(Cfg(), {"depth": "3"})
     assert apply_overrides(mc.models.cascade.CascadeConfig.smoke(dims=2), {"noise_lvl": "0.1"}).noise_lvl == 0.1
+    typed = {"chans": 4, "lr": 0.1, "sharing": (0, 1, 2), "noise_lvl": 0.5, "factor": 3, "adversarial": False, "name": "y"}
+    assert apply_overrides(Cfg(), typed) == Cfg(4, 0.1, (0, 1, 2), 0.5, 3, False, "y")  # Python values, as from mc.recipe
+    assert apply_overrides(Cfg(noise_lvl=2.0), {"noise_lvl": None}).noise_lvl is None
+    with pytest.raises(ValueError, match="'chans' of Cfg expects"):
+        apply_overrides(Cfg(), {"chans": 4.5})
+    with pytest.raises(ValueError, match="'chans' of Cfg expects"):
+        apply_overrides(Cfg(), {"chans": {"a": 1}})

@@ -274,7 +274,8 @@ def names() -> list[str]:
 def apply_overrides(cfg, overrides: dict[str, str]):
     """Return a copy of the dataclass ``cfg`` with ``{"chans": "8"}``-style string overrides
     converted to each field's annotated type (``"none"`` for optional fields, ``"1,2,4"`` for
-    tuples, ``true``/``false`` for flags)."""
+    tuples, ``true``/``false`` for flags); values given as Python numbers, flags, ``None`` or
+    lists/tuples are written out that way first (``{"chans": 8}``, ``{"kernel_sizes": (3, 5)}``)."""
     try:
         hints = typing.get_type_hints(type(cfg))
     except Exception:  # unresolvable annotations: fall back to the current values' types
@@ -286,7 +287,7 @@ def apply_overrides(cfg, overrides: dict[str, str]):
     conv = {}
     for k, v in overrides.items():
         try:
-            conv[k] = _convert(v.strip(), kinds[k])
+            conv[k] = _convert(_as_text(v), kinds[k])
         except (TypeError, ValueError):
             raise ValueError(f"config field {k!r} of {type(cfg).__name__} expects {kinds[k]}, got {v!r}") from None
     return replace(cfg, **conv)
@@ -328,6 +329,17 @@ def pop_float(overrides: dict, key: str, default: float, recipe_name: str, lo: f
     if not lo <= number <= hi:
         raise ValueError(f"{recipe_name}: expected {key} a number in [{lo}, {hi}], got {value!r}")
     return number
+
+
+def _as_text(value) -> str:
+    """An override as its command-line text: ``8`` -> ``"8"``, ``(3, 5)`` -> ``"3,5"``, ``None`` -> ``"none"``."""
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_as_text(v) for v in value)
+    if isinstance(value, (str, bool, int, float)):
+        return str(value).strip()
+    raise TypeError(value)
 
 
 def _convert(value: str, hint):
