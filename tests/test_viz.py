@@ -38,3 +38,12 @@ def test_plot_history_names_a_loss_that_is_zero_throughout_instead_of_an_empty_e
     assert legend.get_title().get_text() == "0 throughout: identity"
     ax = mc.plot_history(history, logy=False)  # a linear axis draws it
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cycle", "identity"]
+
+
+def test_compare_table_heads_its_first_column_with_the_label():
+    rows = {"as trained": {"NLM": 30.0, "RED-Net": 31.0}, "T2w": {"NLM": 26.0, "RED-Net": 27.5}}
+    assert mc.compare_table(rows).header == ["method", "NLM", "RED-Net"]
+    table = mc.compare_table(rows, "PSNR", label="condition")
+    assert table.header == ["condition", "NLM", "RED-Net"]
+    assert table.rows == [["as trained", 30.0, 31.0], ["T2w", 26.0, 27.5]]
+    assert "<th" in table._repr_html_() and "condition" in table._repr_html_()

@@ -2,6 +2,8 @@
 
 - chapters: every cell tagged ``solution`` folds behind a "Show solution" toggle
   (:func:`mricourse.course.exercises.book_view`);
+- every page: the book's style sheet (``static/mricourse.css``: long printed lines wrap at the
+  page's edge);
 - API pages: docstrings here are written for readers of the code (shapes like
   ``(B, C, *spatial)``, products like ``x * y``, norms like ``|x|``), so bare asterisks and bars
   outside literals are escaped before reStructuredText reads them as emphasis.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from .exercises import book_view
 
@@ -35,7 +38,17 @@ def _on_source_read(app, docname: str, source: list[str]) -> None:
         source[0] = json.dumps(book_view(nb), ensure_ascii=False)
 
 
+#: the folder of the book's style sheet
+STATIC = Path(__file__).parent / "static"
+
+
+def _add_static(app):
+    app.config.html_static_path = [*app.config.html_static_path, str(STATIC)]
+
+
 def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("mricourse.css")
     app.connect("autodoc-process-docstring", _process)
     app.connect("source-read", _on_source_read)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -228,8 +228,9 @@ class Table:
         return (self.caption + "\n" if self.caption else "") + self.to_markdown()
 
 
-def compare_table(results: dict[str, dict[str, float]], caption: str = "", metrics=None) -> Table:
-    """``{method: {metric: value}}`` -> a :class:`Table` with one row per method."""
+def compare_table(results: dict[str, dict[str, float]], caption: str = "", metrics=None, label: str = "method") -> Table:
+    """``{method: {metric: value}}`` -> a :class:`Table` with one row per method; ``label`` heads
+    the first column (``"condition"`` where the rows are conditions, the columns methods)."""
     metrics = metrics or list(dict.fromkeys(m for r in results.values() for m in r))
     rows = [[method] + [r.get(m, "") for m in metrics] for method, r in results.items()]
-    return Table(rows, ["method", *metrics], caption)
+    return Table(rows, [label, *metrics], caption)
