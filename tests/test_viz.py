@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 import mricourse as mc  # noqa: E402
 
@@ -47,3 +48,13 @@ def test_compare_table_heads_its_first_column_with_the_label():
     assert table.header == ["condition", "NLM", "RED-Net"]
     assert table.rows == [["as trained", 30.0, 31.0], ["T2w", 26.0, 27.5]]
     assert "<th" in table._repr_html_() and "condition" in table._repr_html_()
+
+
+def test_show_labels_takes_colours_per_label():
+    image, labels = torch.zeros(8, 8), torch.zeros(8, 8, dtype=torch.long)
+    labels[:4] = 1
+    ax = mc.show_labels(image, labels, {1: "missed"}, colours={1: "magenta"})
+    overlay = ax.get_images()[-1].get_array()
+    assert tuple(overlay[0, 0, :3]) == (1.0, 0.0, 1.0) and overlay[-1, -1, 3] == 0  # magenta where labelled, clear elsewhere
+    assert ax.get_legend().get_texts()[0].get_text() == "missed"
+    plt.close("all")

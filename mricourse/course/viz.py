@@ -58,9 +58,11 @@ def show(
     return fig
 
 
-def show_labels(image, labels, names: dict[int, str], ax=None, title: str = "", alpha: float = 0.45, legend: bool = True):
+def show_labels(image, labels, names: dict[int, str], ax=None, title: str = "", alpha: float = 0.45, legend: bool = True, colours=None):
     """A label map over its image: ``image`` (H, W) in grey, each label of ``names``
-    (``{value: name}``) in its own colour, with a legend. Label 0 (background) stays clear."""
+    (``{value: name}``) in its own colour (matplotlib's tab10 in turn, or ``colours``, ``{value:
+    colour}``, so that two figures' meanings do not share a colour), with a legend. Label 0
+    (background) stays clear."""
     image, labels = _np(image).squeeze(), _np(labels).squeeze()
     if image.shape != labels.shape or image.ndim != 2:
         raise ValueError(
@@ -68,10 +70,10 @@ def show_labels(image, labels, names: dict[int, str], ax=None, title: str = "", 
         )
     ax = ax or plt.subplots(figsize=(3, 3))[1]
     ax.imshow(image, cmap="gray")
-    colours = plt.get_cmap("tab10")
+    palette = plt.get_cmap("tab10")
     handles = []
     for i, (value, name) in enumerate(names.items()):
-        colour = colours(i % 10)
+        colour = plt.matplotlib.colors.to_rgba(colours[value]) if colours and value in colours else palette(i % 10)
         rgba = np.zeros((*labels.shape, 4))
         rgba[labels == value] = (*colour[:3], alpha)
         ax.imshow(rgba)
