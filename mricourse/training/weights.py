@@ -41,7 +41,7 @@ __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
 #: task -> the long run: its steps (the cpu recipe's, stretched: the schedules follow) and how
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
 LONG: dict[str, dict] = {
-    "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; about 5.8 steps/s on 2 idle cores (make speed)
+    "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve
     "vox2vox": {"steps": 6000, "every": 600},  # cpu recipe: 1200 steps; about 3-4 steps/s
     "unet3d_brats": {"steps": 6000, "every": 600},  # the Vox2Vox generator without its critic, trained as long
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
