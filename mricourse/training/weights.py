@@ -42,8 +42,8 @@ __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
 LONG: dict[str, dict] = {
     "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve
-    "vox2vox": {"steps": 6000, "every": 600},  # cpu recipe: 1200 steps; about 3-4 steps/s
-    "unet3d_brats": {"steps": 6000, "every": 600},  # the Vox2Vox generator without its critic, trained as long
+    "vox2vox": {"steps": 10000, "every": 1000},  # cpu recipe: 1200 steps; 7.2 steps/s on 2 idle cores (chapter 6's cpu bench)
+    "unet3d_brats": {"steps": 10000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 16.9 steps/s
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
     "dae": {"steps": 20000, "every": 2000},  # cpu recipe: 700 steps; 10.9 steps/s on 2 idle cores (make speed; one thread 6.0)
     "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; about 7 steps/s
