@@ -41,7 +41,17 @@ from .course.checks import (
     check_weighting,
 )
 from .course.results import Stopwatch, load_results, save_results, start_chapter
-from .course.viz import Table, compare_table, plot_history, plot_learning_curve, show, show_flow, show_kspace, show_labels
+from .course.viz import (
+    Table,
+    compare_table,
+    orthogonal_slices,
+    plot_history,
+    plot_learning_curve,
+    show,
+    show_flow,
+    show_kspace,
+    show_labels,
+)
 from .data import (
     CINE_ACQUISITION,
     CINE_LABELS,

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -58,3 +59,19 @@ def test_show_labels_takes_colours_per_label():
     assert tuple(overlay[0, 0, :3]) == (1.0, 0.0, 1.0) and overlay[-1, -1, 3] == 0  # magenta where labelled, clear elsewhere
     assert ax.get_legend().get_texts()[0].get_text() == "missed"
     plt.close("all")
+
+
+def test_orthogonal_slices_cut_through_the_centre_with_superior_up():
+    d, h, w = np.meshgrid(np.arange(5), np.arange(6), np.arange(7), indexing="ij")
+    vol = 100 * d + 10 * h + w  # each voxel's value names its place
+    views = mc.orthogonal_slices(vol, centre=(1, 2, 3))
+    assert views["axial"].shape == (6, 7) and (views["axial"] // 100 == 1).all()
+    assert views["coronal"].shape == (5, 7) and (views["coronal"] // 10 % 10 == 2).all()
+    assert views["sagittal"].shape == (5, 6) and (views["sagittal"] % 10 == 3).all()
+    assert views["coronal"][0, 0] // 100 == 4 and views["sagittal"][-1, 0] // 100 == 0  # superior at the top
+    tviews = mc.orthogonal_slices(torch.as_tensor(vol)[None])  # tensors stay tensors, a channel axis is kept
+    assert tviews["sagittal"].shape == (1, 5, 6) and torch.equal(tviews["coronal"][0], torch.as_tensor(mc.orthogonal_slices(vol)["coronal"].copy()))
+    with pytest.raises(ValueError, match="centre"):
+        mc.orthogonal_slices(vol, centre=(5, 0, 0))
+    with pytest.raises(ValueError, match="volume"):
+        mc.orthogonal_slices(vol[0])

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["show", "show_labels", "show_kspace", "show_flow", "montage", "plot_history", "plot_learning_curve", "Table", "compare_table"]
+__all__ = ["show", "show_labels", "show_kspace", "show_flow", "montage", "orthogonal_slices", "plot_history", "plot_learning_curve", "Table", "compare_table"]
 
 
 def _np(x) -> np.ndarray:
@@ -132,6 +132,24 @@ def montage(volume, num: int = 8, axis: int = 0) -> np.ndarray:
         raise ValueError(f"montage: expected a 3D volume, got shape {v.shape}")
     idx = np.linspace(0, v.shape[axis] - 1, num + 2)[1:-1].round().astype(int)
     return np.concatenate([np.take(v, i, axis=axis) for i in idx], axis=1)
+
+
+def orthogonal_slices(volume, centre=None) -> dict:
+    """The axial, coronal and sagittal slices through ``centre`` (default: the middle voxel) of a
+    volume in the course's axes, ``(..., D, H, W)`` = (inferior to superior, anterior to posterior,
+    right to left), as ``{"axial": (..., H, W), "coronal": (..., D, W), "sagittal": (..., D, H)}``,
+    superior up in the coronal and sagittal slices. Tensors stay tensors, arrays arrays (leading
+    axes, such as channels, are kept), ready for :func:`show` or :func:`show_labels`."""
+    if not isinstance(volume, torch.Tensor):
+        volume = np.asarray(volume)
+    if volume.ndim < 3:
+        raise ValueError(f"orthogonal_slices: expected a volume (..., D, H, W), got shape {tuple(volume.shape)}")
+    shape = tuple(volume.shape[-3:])
+    c = [s // 2 for s in shape] if centre is None else [int(i) for i in centre]
+    if len(c) != 3 or not all(0 <= i < s for i, s in zip(c, shape)):
+        raise ValueError(f"orthogonal_slices: expected a centre (d, h, w) inside the volume {shape}, got {centre!r}")
+    up = (lambda a: a.flip(-2)) if isinstance(volume, torch.Tensor) else (lambda a: np.flip(a, -2))  # superior up
+    return {"axial": volume[..., c[0], :, :], "coronal": up(volume[..., :, c[1], :]), "sagittal": up(volume[..., :, :, c[2]])}
 
 
 def plot_history(history: dict, keys=None, logy: bool = True, ax=None, title: str = "training", prefix: str = ""):
