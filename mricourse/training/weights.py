@@ -44,10 +44,10 @@ LONG: dict[str, dict] = {
     "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve
     "vox2vox": {"steps": 10000, "every": 1000},  # cpu recipe: 1200 steps; 7.2 steps/s on 2 idle cores (chapter 6's cpu bench)
     "unet3d_brats": {"steps": 10000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 16.9 steps/s
-    "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; about 1.2-1.5 steps/s
+    "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; its run trained 23 min, checkpoints included (1.45 steps/s), chapter 5 trains at 5.7 steps/s on 2 idle cores
     "dae": {"steps": 20000, "every": 2000},  # cpu recipe: 700 steps; 10.9 steps/s on 2 idle cores (make speed; one thread 6.0)
-    "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; about 7 steps/s
-    "cascade": {"steps": 8400, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; about 4.8 steps/s
+    "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; its run trained 11.6 min, checkpoints included (6.5 steps/s), chapter 4 trains at 9.6 steps/s on 2 idle cores
+    "cascade": {"steps": 8400, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; its run trained 31 min, checkpoints included (4.5 steps/s), chapter 2 trains at 8.8 steps/s on 2 idle cores
     "msfusion": {"steps": 16000, "every": 2000},  # chapter 7's x2 CNN; cpu recipe: 4000 steps; about 60 steps/s
     "voxelmorph": {"steps": 8000, "every": 1000},  # chapter 8's 2D network; cpu recipe: 2000 steps; about 29 steps/s
 }
