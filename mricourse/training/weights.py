@@ -42,12 +42,12 @@ __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
 LONG: dict[str, dict] = {
     "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve
-    "vox2vox": {"steps": 14000, "every": 1000},  # cpu recipe: 1200 steps, a constant rate; 7.3 steps/s on 2 idle cores (make speed); at 10000 steps its validation Dice was still rising (TC, ET every 1000 steps)
-    "unet3d_brats": {"steps": 14000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 18.6 steps/s
+    "vox2vox": {"steps": 14000, "every": 1000},  # cpu recipe: 1200 steps, a constant rate; 7.3 steps/s on 2 idle cores (make speed), its run 32.2 min; at 10000 steps (an earlier run) its validation Dice was still rising
+    "unet3d_brats": {"steps": 14000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 18.6 steps/s, its run 14.3 min
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; its run trained 23 min, checkpoints included (1.45 steps/s), chapter 5 trains at 5.7 steps/s on 2 idle cores
     "dae": {"steps": 20000, "every": 2000},  # cpu recipe: 700 steps; 10.9 steps/s on 2 idle cores (make speed; one thread 6.0)
     "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; its run trained 11.6 min, checkpoints included (6.5 steps/s), chapter 4 trains at 9.6 steps/s on 2 idle cores
-    "cascade": {"steps": 8400, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; its run trained 31 min, checkpoints included (4.5 steps/s), chapter 2 trains at 8.8 steps/s on 2 idle cores
+    "cascade": {"steps": 16800, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; 8.4 steps/s on 2 idle cores (make speed), about 34 min (8400 steps, run beside other work, took 31)
     "msfusion": {"steps": 16000, "every": 2000},  # chapter 7's x2 CNN; cpu recipe: 4000 steps; about 60 steps/s
     "voxelmorph": {"steps": 8000, "every": 1000},  # chapter 8's 2D network; cpu recipe: 2000 steps; about 29 steps/s
 }
