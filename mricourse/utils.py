@@ -7,13 +7,14 @@ import inspect
 import os
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .files import atomic_write  # noqa: F401  (re-exported: mc.atomic_write)
 
-__all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device", "interactive_session"]
+__all__ = ["get_device", "seed_everything", "show_source", "atomic_write", "on_colab", "to_device", "interactive_session", "processor"]
 
 
 def on_colab() -> bool:
@@ -56,6 +57,32 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def processor() -> dict:
+    """What decides whether two runs of the same recipe and seed give the same weights bit for
+    bit: the processor's name (Linux's ``/proc/cpuinfo``; ``platform.processor()`` elsewhere), the
+    vector instructions torch's CPU kernels use (``AVX512``, ``AVX2``, ...), its L2 cache and the
+    number of threads. The same recipe, seed and number of threads give the same weights on machines
+    of the same processor; on another processor (other instructions, other caches) the convolution
+    library adds in another order, and the weights differ by rounding, which a long run amplifies."""
+    import platform
+
+    name, l2 = platform.processor() or platform.machine(), None
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    for cache in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (cache / "level").read_text().strip() == "2":
+                l2 = (cache / "size").read_text().strip()
+        except OSError:
+            pass
+    return {"name": name, "instructions": torch.backends.cpu.get_cpu_capability(), "l2_cache": l2, "threads": torch.get_num_threads()}
 
 
 def to_device(batch, device):

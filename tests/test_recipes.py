@@ -53,6 +53,7 @@ def test_the_chapter_and_the_command_line_train_the_same_weights(name, tiny_data
     assert main(args + (["--data", str(data)] if data else [])) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["weights_sha256"] == chapter and metrics["steps"] == r.steps
+    assert metrics["processor"] == mc.utils.processor()  # the hash holds on this processor, with these threads
     assert chapter in capsys.readouterr().out  # the command line prints the hash
     again = recipe(name, "smoke", data=data, seed=4)  # another seed, another model
     again.fit(progress=False)

@@ -40,6 +40,17 @@ def test_markdown_has_a_table_per_chapter_and_paper_figures(tmp_path, monkeypatc
     assert json.loads((tmp_path / "08_registration.json").read_text())["profile"] == "cpu"
 
 
+def test_the_machine_line_names_the_processor(tmp_path, monkeypatch):
+    # the same seed gives the same weights only on the same processor with the same threads:
+    # the page says which one each results file came from
+    results = _fake(tmp_path, monkeypatch)
+    cpu = mc.utils.processor()
+    assert results["03_fastmri_varnet"]["environment"]["cpu"] == cpu
+    assert set(cpu) == {"name", "instructions", "l2_cache", "threads"} and cpu["threads"] >= 1
+    line = next(x for x in render_markdown(results).splitlines() if x.startswith("Machine: "))
+    assert f"{cpu['name']} ({cpu['instructions']}, L2 {cpu['l2_cache']}, {cpu['threads']} threads)" in line
+
+
 def test_no_results():
     assert "No results yet" in render_markdown({})
 

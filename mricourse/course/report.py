@@ -196,15 +196,22 @@ def render_markdown(results: dict[str, dict]) -> str:
     return _markdown(_page_blocks(results))
 
 
+def _machine(env: dict) -> str:
+    """A results file's machine in words: platform, cores, device and, where recorded, the processor
+    (its name, instructions, L2 cache and threads: the same seed gives the same weights bit for bit
+    only where these are the same)."""
+    text = env.get("platform", "") + f", {env.get('cores')} cores, " + env.get("device", "")
+    cpu = env.get("cpu")
+    if isinstance(cpu, dict):
+        text += f"; {cpu.get('name')} ({cpu.get('instructions')}, L2 {cpu.get('l2_cache')}, {cpu.get('threads')} threads)"
+    return text
+
+
 def _page_blocks(results: dict[str, dict]) -> list:
     """The results page as a list of Markdown lines and :class:`Table` objects."""
     if not results:
         return ["No results yet: run the chapter notebooks (`make book` or `make bench`)."]
-    envs = {
-        r["environment"].get("platform", "") + f", {r['environment'].get('cores')} cores, " + r["environment"].get("device", "")
-        for r in results.values()
-        if "environment" in r
-    }
+    envs = {_machine(r["environment"]) for r in results.values() if "environment" in r}
     parts = ["Machine: " + "; ".join(sorted(envs)), "", summary_table(results), ""]
     if ood_table(results) is not None:
         parts += [

@@ -21,7 +21,7 @@ import torch
 
 from .._version import __version__
 from ..profiles import profile as _profile
-from ..utils import atomic_write, get_device, seed_everything
+from ..utils import atomic_write, get_device, processor, seed_everything
 
 __all__ = [
     "start_chapter",
@@ -84,6 +84,7 @@ def environment() -> dict:
         "machine": platform.machine(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": processor(),  # what decides whether a seed's weights match bit for bit
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),

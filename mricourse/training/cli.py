@@ -27,7 +27,7 @@ import torch
 
 from ..profiles import PROFILES
 from ..profiles import profile as get_profile
-from ..utils import atomic_write
+from ..utils import atomic_write, processor
 from . import distributed
 from .recipes import names, recipe
 
@@ -213,6 +213,7 @@ def _train_recipe(args: argparse.Namespace, overrides: dict) -> dict:
         "steps_planned": r.steps,
         "stopped": history.stopped,
         "weights_sha256": r.weights_hash(),
+        "processor": processor(),  # the same hash needs the same processor and number of threads
         "final_loss": {k: v[-1] for k, v in history.items() if k not in ("step", "time") and v},
         "replicas_identical": all(g == gathered[0] for g in gathered),
         "speed": history.timing,  # steps per second and where a step's time goes
