@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import platform
 import random
 import sys
 from pathlib import Path
@@ -66,8 +67,6 @@ def processor() -> dict:
     number of threads. The same recipe, seed and number of threads give the same weights on machines
     of the same processor; on another processor (other instructions, other caches) the convolution
     library adds in another order, and the weights differ by rounding, which a long run amplifies."""
-    import platform
-
     name, l2 = platform.processor() or platform.machine(), None
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):

@@ -8,7 +8,7 @@ import torch
 from mricourse.training import speed
 
 
-@pytest.mark.parametrize("variant", ["base", "bf16", "channels_last", "threads1"])
+@pytest.mark.parametrize("variant", ["base", "bf16", "channels_last", "contiguous", "threads1"])
 def test_every_variant_times_the_updates_and_leaves_the_threads_as_they_were(variant):
     threads = torch.get_num_threads()
     m = speed.measure("toy", variant, profile="smoke", steps=3, warmup=1)

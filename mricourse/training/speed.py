@@ -13,6 +13,8 @@ each on a fresh copy of the recipe built from the same seed:
 - ``channels_last``: the networks' 2D and 3D convolution kernels and the batches' images in the
   channels-last memory layout (:func:`~mricourse.training.recipes.base.to_channels_last`; the
   recipes that train faster so already do, in ``base``: their ``memory_format``);
+- ``contiguous``: the networks' weights in torch's default layout, channels first (for the
+  recipes that train channels-last, the other side of their choice);
 - ``threads1``: one thread instead of torch's default (two on a two-core machine);
 - ``compile``: every network through ``torch.compile`` (its compile time reported apart).
 
@@ -41,7 +43,7 @@ from .recipes.base import bf16_native, to_channels_last
 
 __all__ = ["VARIANTS", "measure", "main"]
 
-VARIANTS = ("base", "float32", "bf16", "channels_last", "threads1", "compile")
+VARIANTS = ("base", "float32", "bf16", "channels_last", "contiguous", "threads1", "compile")
 
 
 def _to_channels_last(x):
@@ -72,6 +74,10 @@ def measure(task: str, variant: str = "base", profile: str = "cpu", steps: int =
     if variant == "channels_last":
         modules = {k: to_channels_last(m) for k, m in modules.items()}
         batches = [_to_channels_last(b) for b in batches]
+    elif variant == "contiguous":
+        for m in modules.values():
+            for t in list(m.parameters()) + list(m.buffers()):
+                t.data = t.data.contiguous()
     elif variant == "compile":
         modules = {k: torch.compile(m) for k, m in modules.items()}
     step = r.step_fn(modules)
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="cpu")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--variants", default="base,float32,bf16,channels_last,threads1", help=f"comma-separated, from {','.join(VARIANTS)}")
+    p.add_argument("--variants", default="base,float32,bf16,channels_last,contiguous,threads1", help=f"comma-separated, from {','.join(VARIANTS)}")
     p.add_argument("--out", default=None, help="write the measurements here as JSON")
     args = p.parse_args(argv)
     tasks = args.tasks or [n for n in names() if n != "toy"]

@@ -125,7 +125,7 @@ def _build(name: str, adversarial: bool, profile: Profile, data, overrides: dict
         local_state={"crops": crops.gen},
         log_every=profile.pick(smoke=2, cpu=5, gpu=50),
         averages={"G": WeightAverage(modules["G"], cfg.ema)} if cfg.ema else {},
-        memory_format=profile.pick(smoke="channels_last", cpu="channels_last", gpu="contiguous"),  # make speed: x1.25 on 2 cores with AVX-512 (and the U-Net baseline with it)
+        memory_format=profile.pick(smoke="channels_last", cpu="channels_last", gpu="contiguous"),  # make speed: x1.15 channels-last against the default layout on 2 cores (AVX-512), the U-Net baseline x1.17
     )
 
 
