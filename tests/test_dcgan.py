@@ -39,9 +39,9 @@ def test_presets(name):
         assert cfg.upsample == "transposed"
         return
     assert mc.DCGANConfig.for_profile(mc.profile(name)) == cfg
-    # the presets train data-efficiently: spectral norm, D faster than G, minibatch std, G averaged
+    # the presets train data-efficiently: spectral norm, D faster than G with SAGAN's Adam, minibatch std, G averaged
     assert dataclasses.replace(cfg, **mc.models.dcgan.DATA_EFFICIENT) == cfg
-    assert cfg.d_norm == "spectral" and cfg.lr_d > cfg.lr_g and cfg.mbstd >= 2 and 0 < cfg.ema < 1 and cfg.beta1 == 0.5
+    assert cfg.d_norm == "spectral" and cfg.lr_d > cfg.lr_g and cfg.mbstd >= 2 and 0 < cfg.ema < 1 and (cfg.beta1, cfg.beta2) == (0.0, 0.9)
 
 
 def test_the_recipe_averages_the_generator_and_uses_two_learning_rates(tiny_data):

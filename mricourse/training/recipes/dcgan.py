@@ -7,9 +7,9 @@ Data: the chapter's slices (the paper's 528 training subjects, synthesised; or t
 one step of D, then one of G, with fresh latent vectors from torch's generator (seeded and
 checkpointed by ``fit``); as the config asks (the presets train as DCGAN did; see
 :data:`~mricourse.models.dcgan.DATA_EFFICIENT`): every image D sees passed through DiffAugment
-(``augment``), D spectrally normalised (``d_norm``) or R1-penalised (``r1``), Adam (beta1 0.5) at
-two constant learning rates (``lr_d`` and ``lr_g``; 2e-4 for both, as in DCGAN, or D's faster:
-TTUR), and an exponential moving average of G's weights (decay ``ema``), updated after every step
+(``augment``), D spectrally normalised (``d_norm``) or R1-penalised (``r1``), Adam (``beta1``,
+``beta2``: DCGAN's 0.5 and 0.999, or SAGAN's 0 and 0.9) at two constant learning rates (``lr_d`` and
+``lr_g``; 2e-4 for both, as in DCGAN, or D's faster: TTUR), and an exponential moving average of G's weights (decay ``ema``), updated after every step
 and put into G when ``fit`` returns.
 Evaluation: the median NCC of generated slices with their nearest training slice, beside that of
 held-out real slices (a generator that copies its training set scores higher than new subjects do),
