@@ -50,6 +50,7 @@ def test_a_long_run_exports_loads_and_resumes(tmp_path, monkeypatch):
     manifest = json.loads(weights.export("toy", r, curve, seconds, commit=started).read_text())
     assert started and manifest["commit"] == started  # the code the training started from
     assert manifest["dtype"] in ("float16", "float32") and manifest["steps"] == 20 and manifest["record"]["recipe"] == "toy"
+    assert manifest["processor"]["threads"] == torch.get_num_threads() and manifest["processor"]["instructions"]  # where the hash holds
     model = mc.pretrained("toy")
     assert not model.training and next(model.parameters()).dtype == torch.float32
     assert abs(weights.smoke_check("toy", {"model": model})["mse"] - manifest["smoke_check"]["mse"]) < 1e-6

@@ -12,7 +12,8 @@ on the recipe's held-out data: the learning curve. At the end it writes, into th
   changes no held-out metric by more than :data:`FP16_TOLERANCE`, else in single precision;
 - ``<task>.json``: the manifest: task, file, SHA-256, dtype, the recipe's record (recipe, profile,
   seed, steps, config, settings), the commit its training started from, the held-out metrics of the shipped
-  file, the learning curve, the training time, and ``smoke_check``: the shipped model's metrics on
+  file, the learning curve, the training time, the processor and threads it ran on
+  (:func:`mricourse.utils.processor`), and ``smoke_check``: the shipped model's metrics on
   the ``smoke`` profile's held-out data, which ``tests/test_weights.py`` reproduces in seconds.
 
 ``mc.pretrained(task)`` loads them (:mod:`mricourse.training.runs`).
@@ -31,7 +32,7 @@ import torch
 
 from ..files import save_checked
 from ..profiles import profile as get_profile
-from ..utils import atomic_write
+from ..utils import atomic_write, processor
 from . import runs
 from .recipes import recipe
 from .runs import file_sha256, networks_with_state
@@ -158,6 +159,7 @@ def export(task: str, r, curve: list, seconds: float, out: Path | None = None, c
         "curve": curve,
         "smoke_check": smoke_check(task, loaded),
         "torch": torch.__version__,
+        "processor": processor(),  # the same seed gives the same weights only on the same processor and threads
     }
     with atomic_write(out / f"{task}.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
