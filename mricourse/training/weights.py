@@ -47,7 +47,7 @@ LONG: dict[str, dict] = {
     "unet3d_brats": {"steps": 14000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 18.6 steps/s, its run 14.3 min
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; its run trained 23 min, checkpoints included (1.45 steps/s), chapter 5 trains at 5.7 steps/s on 2 idle cores
     "dae": {"steps": 20000, "every": 2000},  # cpu recipe: 700 steps; 10.9 steps/s on 2 idle cores (make speed; one thread 6.0)
-    "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; its run trained 11.6 min, checkpoints included (6.5 steps/s), chapter 4 trains at 9.6 steps/s on 2 idle cores
+    "dcgan": {"steps": 4500, "every": 500},  # cpu recipe: 1500 steps; its run trained 7.0 min on 2 idle cores, curve and checkpoints included (10.7 steps/s)
     "cascade": {"steps": 13200, "every": 1200},  # chapter 2's 2D+t cascade; cpu recipe: 1200 steps; 8.4 steps/s on 2 idle cores (make speed), but a long run slows to about 6.3 after 4000 steps: its run 33.9 min
     "msfusion": {"steps": 16000, "every": 2000},  # chapter 7's x2 CNN; cpu recipe: 4000 steps; about 60 steps/s
     "voxelmorph": {"steps": 8000, "every": 1000},  # chapter 8's 2D network; cpu recipe: 2000 steps; about 29 steps/s
