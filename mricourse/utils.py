@@ -66,7 +66,10 @@ def processor() -> dict:
     vector instructions torch's CPU kernels use (``AVX512``, ``AVX2``, ...), its L2 cache and the
     number of threads. The same recipe, seed and number of threads give the same weights on machines
     of the same processor; on another processor (other instructions, other caches) the convolution
-    library adds in another order, and the weights differ by rounding, which a long run amplifies."""
+    library adds in another order, and the weights differ by rounding, which a long run amplifies.
+    The instructions are torch's own kernels'; the convolution library (oneDNN) picks its own, and a
+    cap on them set with ``ONEDNN_MAX_CPU_ISA`` (which changes the weights) is recorded as
+    ``onednn_max_cpu_isa``."""
     name, l2 = platform.processor() or platform.machine(), None
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
@@ -81,7 +84,14 @@ def processor() -> dict:
                 l2 = (cache / "size").read_text().strip()
         except OSError:
             pass
-    return {"name": name, "instructions": torch.backends.cpu.get_cpu_capability(), "l2_cache": l2, "threads": torch.get_num_threads()}
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return {
+        "name": name,
+        "instructions": torch.backends.cpu.get_cpu_capability(),
+        "l2_cache": l2,
+        "threads": torch.get_num_threads(),
+        **({"onednn_max_cpu_isa": cap} if cap else {}),
+    }
 
 
 def to_device(batch, device):

@@ -43,12 +43,24 @@ def test_markdown_has_a_table_per_chapter_and_paper_figures(tmp_path, monkeypatc
 def test_the_machine_line_names_the_processor(tmp_path, monkeypatch):
     # the same seed gives the same weights only on the same processor with the same threads:
     # the page says which one each results file came from
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     results = _fake(tmp_path, monkeypatch)
     cpu = mc.utils.processor()
     assert results["03_fastmri_varnet"]["environment"]["cpu"] == cpu
     assert set(cpu) == {"name", "instructions", "l2_cache", "threads"} and cpu["threads"] >= 1
     line = next(x for x in render_markdown(results).splitlines() if x.startswith("Machine: "))
     assert f"{cpu['name']} ({cpu['instructions']}, L2 {cpu['l2_cache']}, {cpu['threads']} threads)" in line
+
+
+def test_a_cap_on_onednn_kernels_is_recorded_and_shown(tmp_path, monkeypatch):
+    # the cap changes the weights (other kernels), while torch's own capability does not show it
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    cpu = mc.utils.processor()
+    assert cpu["onednn_max_cpu_isa"] == "AVX2"
+    results = _fake(tmp_path, monkeypatch)
+    line = next(x for x in render_markdown(results).splitlines() if x.startswith("Machine: "))
+    assert f"({cpu['instructions']}, oneDNN capped at AVX2, L2 " in line
 
 
 def test_no_results():

@@ -203,7 +203,8 @@ def _machine(env: dict) -> str:
     text = env.get("platform", "") + f", {env.get('cores')} cores, " + env.get("device", "")
     cpu = env.get("cpu")
     if isinstance(cpu, dict):
-        text += f"; {cpu.get('name')} ({cpu.get('instructions')}, L2 {cpu.get('l2_cache')}, {cpu.get('threads')} threads)"
+        cap = f", oneDNN capped at {cpu['onednn_max_cpu_isa']}" if cpu.get("onednn_max_cpu_isa") else ""
+        text += f"; {cpu.get('name')} ({cpu.get('instructions')}{cap}, L2 {cpu.get('l2_cache')}, {cpu.get('threads')} threads)"
     return text
 
 
