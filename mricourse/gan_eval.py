@@ -16,6 +16,7 @@ All functions take single-channel images (N, H, W) or (N, 1, H, W) as tensors or
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,12 +133,13 @@ class C2STResult:
     """The outcome of :func:`c2st`.
 
     Attributes:
-        accuracy: held-out accuracy, averaged over the folds (0.5: chance).
-        p_value: one-sided binomial test of "accuracy > 0.5" over all held-out predictions.
-        fold_accuracy: the accuracy of each fold.
+        accuracy: held-out accuracy, averaged over the folds of every repeat (0.5: chance).
+        p_value: one-sided binomial test of "accuracy > 0.5" over all held-out predictions (with
+            repeats, each image's mean probability).
+        fold_accuracy: the accuracy of each fold, repeat after repeat.
         real_images, fake_images: the (n, H, W) images used from each set (balanced).
-        real_prob, fake_prob: (n,) out-of-fold probabilities of "generated" for each image; a
-            generated image with a high ``fake_prob`` is easy to spot.
+        real_prob, fake_prob: (n,) out-of-fold probabilities of "generated" for each image (the
+            mean over the repeats); a generated image with a high ``fake_prob`` is easy to spot.
     """
 
     accuracy: float
@@ -159,6 +161,7 @@ def c2st(
     chans: int = 16,
     seed: int = 0,
     device=None,
+    repeats: int = 1,
 ) -> C2STResult:
     """Classifier two-sample test between two sets of images (N, [1,] H, W) on the same scale.
 
@@ -167,12 +170,18 @@ def c2st(
     held-out fold, so every image gets an out-of-sample prediction. Accuracy near 0.5: the
     classifier cannot tell the sets apart; near 1: it always can. Classes are balanced by
     using the same number of images from each set.
+
+    One small classifier's accuracy depends on its initial weights and its split: for one pair of
+    sets it can range over 0.1 or more. ``repeats`` > 1 runs the whole test that many times, with
+    fresh folds and fresh classifiers; the accuracy is then the mean over all of them (every
+    fold's is in ``fold_accuracy``), and each image's probability the mean of its out-of-fold
+    predictions.
     """
     a, b = _images(real, "c2st real").float(), _images(fake, "c2st fake").float()
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"c2st: expected two sets of same-size images, got {tuple(a.shape)} and {tuple(b.shape)}")
-    if folds < 2:
-        raise ValueError(f"c2st: expected folds >= 2, got {folds}")
+    if folds < 2 or repeats < 1:
+        raise ValueError(f"c2st: expected folds >= 2 and repeats >= 1, got folds={folds}, repeats={repeats}")
     n = min(len(a), len(b))
     if n < 2 * folds:
         raise ValueError(f"c2st: expected at least {2 * folds} images per set, got {n}")
@@ -180,13 +189,14 @@ def c2st(
     a, b = a[torch.randperm(len(a), generator=g)[:n]], b[torch.randperm(len(b), generator=g)[:n]]
     x = torch.cat([a, b])[:, None]  # (2n, 1, H, W)
     y = torch.cat([torch.zeros(n), torch.ones(n)])
-    fold = torch.cat([torch.randperm(n, generator=g) % folds, torch.randperm(n, generator=g) % folds])
-    prob = torch.zeros(2 * n)
+    prob = torch.zeros(2 * n)  # the sum over the repeats of each image's out-of-fold probability
     accs = []
     device = device or torch.device("cpu")
-    for k in range(folds):
+    for rep, k in itertools.product(range(repeats), range(folds)):
+        if k == 0:  # a fresh split into folds for every repeat
+            fold = torch.cat([torch.randperm(n, generator=g) % folds, torch.randperm(n, generator=g) % folds])
         train, test = fold != k, fold == k
-        torch.manual_seed(seed + k)
+        torch.manual_seed(seed + rep * folds + k)
         net = _Critic(chans).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         xt, yt = x[train], y[train]
@@ -201,8 +211,9 @@ def c2st(
         net.eval()
         with torch.no_grad():
             p = torch.cat([torch.sigmoid(net(x[test][s : s + 256].to(device))).cpu() for s in range(0, int(test.sum()), 256)])
-        prob[test] = p
+        prob[test] += p
         accs.append(float(((p > 0.5).float() == y[test]).float().mean()))
+    prob /= repeats
     correct = int(((prob > 0.5).float() == y).sum())
     p_value = stats.binomtest(correct, 2 * n, 0.5, alternative="greater").pvalue  # P(>= correct | coin flips)
     return C2STResult(float(np.mean(accs)), float(p_value), accs, a, b, prob[:n], prob[n:])
