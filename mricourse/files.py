@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import io
 import os
 import re
 import socket
@@ -182,12 +181,11 @@ def payload_digest(payload: dict) -> str:
 
 def save_checked(payload: dict, path) -> None:
     """``torch.save`` the dict ``payload`` atomically with its :func:`payload_digest`. The same
-    payload gives the same bytes wherever it is written (``torch.save`` to a file names the
-    archive's folder after the file, here a temporary one), so a file's SHA-256 follows its content."""
-    buffer = io.BytesIO()
-    torch.save({**payload, _KEY: payload_digest(payload)}, buffer)
-    with atomic_write(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    payload gives the same bytes wherever it is written (``torch.save`` to a path names the
+    archive's folder after the file, here a temporary one; to an open file, ``archive``), so a
+    file's SHA-256 follows its content."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save({**payload, _KEY: payload_digest(payload)}, f)
 
 
 def load_checked(path, map_location="cpu", fix: str = "delete it to start over") -> dict:

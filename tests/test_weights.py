@@ -47,16 +47,25 @@ def test_a_long_run_exports_loads_and_resumes(tmp_path, monkeypatch):
     r, curve, seconds = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
     assert [p["step"] for p in curve] == [10, 20] and all("mse" in p for p in curve)
     started = weights.started_at(tmp_path / "runs", "toy")
-    manifest = json.loads(weights.export("toy", r, curve, seconds, commit=started).read_text())
+    assert weights.trained_on(tmp_path / "runs", "toy") == [mc.utils.processor()]
+    manifest = json.loads(weights.export("toy", r, curve, seconds, commit=started, processors=weights.trained_on(tmp_path / "runs", "toy")).read_text())
     assert started and manifest["commit"] == started  # the code the training started from
     assert manifest["dtype"] in ("float16", "float32") and manifest["steps"] == 20 and manifest["record"]["recipe"] == "toy"
-    assert manifest["processor"]["threads"] == torch.get_num_threads() and manifest["processor"]["instructions"]  # where the hash holds
+    assert manifest["processors"] == [mc.utils.processor()] and manifest["processors"][0]["threads"] == torch.get_num_threads()  # where the hash holds
     model = mc.pretrained("toy")
     assert not model.training and next(model.parameters()).dtype == torch.float32
     assert abs(weights.smoke_check("toy", {"model": model})["mse"] - manifest["smoke_check"]["mse"]) < 1e-6
     # the same command again resumes: nothing is trained twice, the curve is kept
     r2, curve2, _ = weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
     assert curve2 == curve and r2.weights_hash() == r.weights_hash()
+    assert weights.trained_on(tmp_path / "runs", "toy") == [mc.utils.processor()]  # nothing trained: no new processor
+    # a session on another processor that has steps left records it beside the first
+    saved = json.loads((tmp_path / "runs" / "toy" / "curve.json").read_text())
+    (tmp_path / "runs" / "toy" / "curve.json").write_text(json.dumps({**saved, "curve": saved["curve"][:1]}))  # step 20 left
+    other = {**mc.utils.processor(), "name": "another processor"}
+    monkeypatch.setattr(weights, "processor", lambda: other)
+    weights.train_long("toy", tmp_path / "runs", steps=20, every=10, profile="smoke")
+    assert weights.trained_on(tmp_path / "runs", "toy") == [mc.utils.processor(), other]
 
 
 def test_load_run_gives_the_trained_model(tmp_path):

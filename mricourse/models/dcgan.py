@@ -24,11 +24,12 @@ discriminator memorises the training set and the generator collapses onto one ou
 therefore train the same networks with the data-efficient settings of later work, gathered in
 :data:`DATA_EFFICIENT` (:meth:`DCGANConfig.paper` trains as DCGAN did): spectral normalisation of
 D's convolutions instead of its batch norm (Miyato et al. 2018), two time-scales, D faster than G
-(TTUR; Heusel et al. 2017), with SAGAN's Adam (Zhang et al. 2019: beta1 0, beta2 0.9, D at 4e-4 and
-G at 1e-4, so that no momentum carries either player along a direction the other has since made
-wrong), the minibatch standard deviation as a last feature of D
-(:class:`MinibatchStdDev`; Karras et al. 2018), and an exponential moving average of G's weights,
-the generator one samples (:class:`~mricourse.training.averaging.WeightAverage`; Yazici et al. 2019).
+(TTUR; Heusel et al. 2017) with SAGAN's Adam (Zhang et al. 2019: beta1 0, beta2 0.9, D at 4e-4 and
+G at 1e-4; without momentum neither player keeps moving along a direction that the other's last
+step has made wrong, and here the samples came out less alike), the minibatch standard deviation
+as a last feature of D (:class:`MinibatchStdDev`; Karras et al. 2018), and an exponential moving
+average of G's weights, the generator one samples (:class:`~mricourse.training.averaging.WeightAverage`;
+Yazici et al. 2019).
 The config also offers differentiable augmentation of every image D sees
 (:mod:`~mricourse.models.diffaugment`; Zhao et al. 2020) and the R1 penalty (:func:`r1_penalty`;
 Mescheder et al. 2018): on validation subjects, in the cpu profile's 1500 steps, both made the
@@ -87,15 +88,16 @@ __all__ = [
 #: mirrored real slices from real ones at 0.699, so the generator would learn another distribution.
 #: Adam's moments, last (256 validation subjects, seed 2, 1500 steps, the C2ST trained 8 epochs;
 #: real slices 0.453 apart, 0.744 blurred by one pixel; C2ST / NCC to the nearest other sample / the
-#: same blurred, for training seeds 0, 1, 2): DCGAN's beta1 0.5, beta2 0.999 (the settings before)
+#: same blurred, for training seeds 0, 1, 2): DCGAN's beta1 0.5, beta2 0.999
 #: 0.531 / 0.592 / 0.788, 0.668 / 0.572 / 0.784, 0.920 / 0.787 / 0.908 (near collapse); beta1 0,
 #: beta2 0.99, 0.516 / 0.557 / 0.750, 0.545 / 0.549 / 0.760 (seed 2 not run); SAGAN's beta1 0,
 #: beta2 0.9 (these settings) 0.506 / 0.520 / 0.730, 0.500 / 0.524 / 0.740, 0.531 / 0.557 / 0.749:
 #: at every seed the samples differ from one another in layout about as much as real slices do.
-#: Trained on (seed 0, one thread), these settings' samples sharpen into clearer anatomy but grow
-#: alike again: NCC to the nearest other 0.559, 0.547, 0.598, 0.604 (blurred 0.808) at steps 2250,
-#: 3000, 3750, 4500; groups of 8 for the minibatch std, 0.537 and 0.574 at 1500 and 3000; DiffAugment
-#: (translation, cutout), 0.653 with a C2ST of 0.801 at 1500: neither stops it.
+#: Trained longer (a run of its own: seed 0, one thread, the same validation subjects), these
+#: settings' samples sharpen into clearer anatomy but grow alike again: NCC to the nearest other
+#: 0.559, 0.547, 0.598, 0.604 (blurred 0.808) at steps 2250, 3000, 3750, 4500; groups of 8 for the
+#: minibatch std, 0.537 and 0.574 at 1500 and 3000; DiffAugment (translation, cutout), 0.653 with a
+#: C2ST of 0.801 at 1500: neither stops it.
 DATA_EFFICIENT = {"d_norm": "spectral", "lr_g": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9, "mbstd": 4, "ema": 0.999}
 
 

@@ -12,7 +12,7 @@ on the recipe's held-out data: the learning curve. At the end it writes, into th
   changes no held-out metric by more than :data:`FP16_TOLERANCE`, else in single precision;
 - ``<task>.json``: the manifest: task, file, SHA-256, dtype, the recipe's record (recipe, profile,
   seed, steps, config, settings), the commit its training started from, the held-out metrics of the shipped
-  file, the learning curve, the training time, the processor and threads it ran on
+  file, the learning curve, the training time, the processors and threads its sessions trained on
   (:func:`mricourse.utils.processor`), and ``smoke_check``: the shipped model's metrics on
   the ``smoke`` profile's held-out data, which ``tests/test_weights.py`` reproduces in seconds.
 
@@ -37,7 +37,7 @@ from . import runs
 from .recipes import recipe
 from .runs import file_sha256, networks_with_state
 
-__all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check"]
+__all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check", "started_at", "trained_on"]
 
 #: task -> the long run: its steps (the cpu recipe's, stretched: the schedules follow) and how
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
@@ -89,8 +89,12 @@ def train_long(task: str, runs: Path, steps: int | None = None, every: int | Non
     curve, seconds = saved.get("curve", []), saved.get("seconds", 0.0)
     commit = saved.get("commit") or _commit()  # the code the run started from, kept across resumes
     done = {point["step"] for point in curve}
-    for stop in range(every, steps + every, every):
-        stop = min(stop, steps)
+    processors = saved.get("processors", [])  # every processor (and thread count) a session of the run trained on
+    stops = [min(stop, steps) for stop in range(every, steps + every, every)]
+    if any(stop not in done for stop in stops) and processor() not in processors:
+        processors.append(processor())
+        _save_curve(curve_path, curve, seconds, commit, processors)
+    for stop in stops:
         t0 = time.perf_counter()
         history = r.fit(checkpoint=str(folder / "checkpoint.pt"), checkpoint_every=every, stop_after=stop, progress=progress, log_lines=not progress)
         seconds += time.perf_counter() - t0
@@ -100,10 +104,14 @@ def train_long(task: str, runs: Path, steps: int | None = None, every: int | Non
             metrics = r.evaluate(r.modules, r.val_set)
             curve.append({"step": stop, **{k: float(v) for k, v in metrics.items()}})
             done.add(stop)
-            with atomic_write(curve_path) as tmp:
-                tmp.write_text(json.dumps({"curve": curve, "seconds": seconds, "commit": commit}, indent=2))
+            _save_curve(curve_path, curve, seconds, commit, processors)
             print(f"{task}: step {stop} of {steps}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
     return r, curve, seconds
+
+
+def _save_curve(path: Path, curve: list, seconds: float, commit: str, processors: list) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"curve": curve, "seconds": seconds, "commit": commit, "processors": processors}, indent=2))
 
 
 def smoke_check(task: str, modules: dict) -> dict:
@@ -127,10 +135,18 @@ def started_at(runs: Path, task: str) -> str | None:
     return json.loads(path.read_text()).get("commit") if path.exists() else None
 
 
-def export(task: str, r, curve: list, seconds: float, out: Path | None = None, commit: str | None = None) -> Path:
+def trained_on(runs: Path, task: str) -> list[dict] | None:
+    """The processors (:func:`mricourse.utils.processor`) the sessions of the long run of ``task``
+    in ``runs`` trained on (``None`` before it has a curve)."""
+    path = Path(runs) / task / "curve.json"
+    return json.loads(path.read_text()).get("processors") if path.exists() else None
+
+
+def export(task: str, r, curve: list, seconds: float, out: Path | None = None, commit: str | None = None, processors: list | None = None) -> Path:
     """Write ``<task>.pt`` and its manifest ``<task>.json`` (see the module docstring) for the
     kept model of the trained recipe ``r``; return the manifest's path. ``commit``: the commit the
-    training started from (default: the current one)."""
+    training started from (default: the current one); ``processors``: those it trained on
+    (:func:`trained_on`; default: this one)."""
     out = Path(out) if out is not None else runs.weights_dir()
     out.mkdir(parents=True, exist_ok=True)
     record = r.record()
@@ -159,7 +175,7 @@ def export(task: str, r, curve: list, seconds: float, out: Path | None = None, c
         "curve": curve,
         "smoke_check": smoke_check(task, loaded),
         "torch": torch.__version__,
-        "processor": processor(),  # the same seed gives the same weights only on the same processor and threads
+        "processors": processors or [processor()],  # the same seed gives the same weights only on the same processor and threads
     }
     with atomic_write(out / f"{task}.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -178,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no long run for {unknown}; expected some of {', '.join(LONG)}")
     for task in args.tasks or list(LONG):
         r, curve, seconds = train_long(task, args.runs, progress=args.progress)
-        path = export(task, r, curve, seconds, args.out, commit=started_at(args.runs, task))
+        path = export(task, r, curve, seconds, args.out, commit=started_at(args.runs, task), processors=trained_on(args.runs, task))
         print(f"{task}: {path} ({json.loads(path.read_text())['dtype']}), {seconds / 60:.1f} min of training", flush=True)
     return 0
 
