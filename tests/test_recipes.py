@@ -145,17 +145,21 @@ def test_bfloat16_precision_runs_the_update_under_autocast_and_is_recorded():
 
 
 def test_channels_last_recipes_put_their_kernels_channels_last_and_record_it():
-    from mricourse.training.recipes.base import to_channels_last
+    from mricourse.training.recipes.base import to_memory_format
 
     net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Conv3d(4, 4, 3), torch.nn.Linear(3, 3))
     params = list(net.parameters())
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    to_channels_last(net)
+    to_memory_format(net, "channels_last")
     assert list(net.parameters()) == params  # the same objects: optimisers keep them
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert net[1].weight.is_contiguous(memory_format=torch.channels_last_3d)
     assert not net[0].weight.is_contiguous() and net[2].weight.is_contiguous()  # 2D weights stay as they are
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the values do not change
+    to_memory_format(net, "contiguous")  # and back (make speed's other side of the choice)
+    assert all(p.is_contiguous() for p in net.parameters()) and list(net.parameters()) == params
+    with pytest.raises(ValueError, match="expected one of"):
+        to_memory_format(net, "nhwc")
     r = mc.recipe("dae", "smoke", seed=0)
     assert r.memory_format == "channels_last" and r.record()["memory_format"] == "channels_last"
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in r.model.parameters() if p.dim() == 4)

@@ -11,7 +11,7 @@ each on a fresh copy of the recipe built from the same seed:
   bfloat16; worth it only on CPUs with bfloat16 instructions, AVX512-BF16 or AMX, which
   :func:`~mricourse.training.recipes.base.bf16_native` reports);
 - ``channels_last``: the networks' 2D and 3D convolution kernels and the batches' images in the
-  channels-last memory layout (:func:`~mricourse.training.recipes.base.to_channels_last`; the
+  channels-last memory layout (:func:`~mricourse.training.recipes.base.to_memory_format`; the
   recipes that train faster so already do, in ``base``: their ``memory_format``);
 - ``contiguous``: the networks' weights in torch's default layout, channels first (for the
   recipes that train channels-last, the other side of their choice);
@@ -39,7 +39,7 @@ import torch
 from ..profiles import profile as get_profile
 from ..utils import atomic_write
 from .recipes import names, recipe
-from .recipes.base import bf16_native, to_channels_last
+from .recipes.base import CHANNELS_LAST, bf16_native, to_memory_format
 
 __all__ = ["VARIANTS", "measure", "main"]
 
@@ -47,8 +47,8 @@ VARIANTS = ("base", "float32", "bf16", "channels_last", "contiguous", "threads1"
 
 
 def _to_channels_last(x):
-    if isinstance(x, torch.Tensor) and x.dim() in (4, 5):
-        return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
+    if isinstance(x, torch.Tensor) and x.dim() in CHANNELS_LAST:
+        return x.contiguous(memory_format=CHANNELS_LAST[x.dim()])
     if isinstance(x, (list, tuple)):
         return type(x)(_to_channels_last(v) for v in x)
     if isinstance(x, dict):
@@ -72,12 +72,10 @@ def measure(task: str, variant: str = "base", profile: str = "cpu", steps: int =
         r.precision = "bfloat16" if variant == "bf16" else "float32"
     modules = r.modules
     if variant == "channels_last":
-        modules = {k: to_channels_last(m) for k, m in modules.items()}
+        modules = {k: to_memory_format(m, "channels_last") for k, m in modules.items()}
         batches = [_to_channels_last(b) for b in batches]
     elif variant == "contiguous":
-        for m in modules.values():
-            for t in list(m.parameters()) + list(m.buffers()):
-                t.data = t.data.contiguous()
+        modules = {k: to_memory_format(m, "contiguous") for k, m in modules.items()}
     elif variant == "compile":
         modules = {k: torch.compile(m) for k, m in modules.items()}
     step = r.step_fn(modules)

@@ -85,7 +85,7 @@ def train_long(task: str, runs: Path, steps: int | None = None, every: int | Non
     if r.evaluate is None:
         raise ValueError(f"recipe {task!r} has no held-out evaluation: no learning curve can be measured")
     curve_path = folder / "curve.json"
-    saved = json.loads(curve_path.read_text()) if curve_path.exists() else {}
+    saved = _saved(runs, task) or {}
     curve, seconds = saved.get("curve", []), saved.get("seconds", 0.0)
     commit = saved.get("commit") or _commit()  # the code the run started from, kept across resumes
     done = {point["step"] for point in curve}
@@ -129,17 +129,20 @@ def _state(modules: dict, dtype) -> dict:
     }
 
 
+def _saved(runs: Path, task: str) -> dict | None:
+    path = Path(runs) / task / "curve.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def started_at(runs: Path, task: str) -> str | None:
     """The commit the long run of ``task`` in ``runs`` started from (``None`` before it has a curve)."""
-    path = Path(runs) / task / "curve.json"
-    return json.loads(path.read_text()).get("commit") if path.exists() else None
+    return (_saved(runs, task) or {}).get("commit")
 
 
 def trained_on(runs: Path, task: str) -> list[dict] | None:
     """The processors (:func:`mricourse.utils.processor`) the sessions of the long run of ``task``
     in ``runs`` trained on (``None`` before it has a curve)."""
-    path = Path(runs) / task / "curve.json"
-    return json.loads(path.read_text()).get("processors") if path.exists() else None
+    return (_saved(runs, task) or {}).get("processors")
 
 
 def export(task: str, r, curve: list, seconds: float, out: Path | None = None, commit: str | None = None, processors: list | None = None) -> Path:

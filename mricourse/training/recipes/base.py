@@ -22,7 +22,7 @@ from .. import distributed
 from ..fit import History, TrainConfig, fit
 
 __all__ = ["Recipe", "RECIPES", "recipe", "define", "weights_hash", "apply_overrides", "names", "PRECISIONS", "MEMORY_FORMATS",
-           "bf16_native", "to_channels_last"]
+           "bf16_native", "to_memory_format", "CHANNELS_LAST"]
 
 #: the precisions a recipe trains in: float32, or its update under bfloat16 autocast
 PRECISIONS = ("float32", "bfloat16")
@@ -32,17 +32,22 @@ PRECISIONS = ("float32", "bfloat16")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 
 
-def to_channels_last(module: nn.Module) -> nn.Module:
+#: the channels-last layout of a tensor of each number of dimensions (2D and 3D convolutions)
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def to_memory_format(module: nn.Module, memory_format: str = "channels_last") -> nn.Module:
     """Put the 4D and 5D weights and buffers of ``module`` (2D and 3D convolution kernels) in the
-    channels-last layout, in place (the parameters stay the same objects, so optimisers keep
-    them). A convolution whose kernel is channels last computes in that layout, which oneDNN runs
-    without reordering: faster for some networks on some CPUs, slower for others (``make speed``
-    measures both). The values do not change, only the order of the sums, so the weights a run
-    ends with differ by rounding from a run in the default layout."""
-    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    layout ``memory_format`` (one of :data:`MEMORY_FORMATS`), in place (the parameters stay the
+    same objects, so optimisers keep them). A convolution whose kernel is channels last computes
+    in that layout, which oneDNN runs without reordering: faster for some networks on some CPUs,
+    slower for others (``make speed`` measures both). The values do not change, only the order of
+    the sums, so the weights a run ends with differ by rounding from a run in the other layout."""
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"to_memory_format: expected one of {MEMORY_FORMATS}, got {memory_format!r}")
     for t in list(module.parameters()) + list(module.buffers()):
-        if t.dim() in formats:
-            t.data = t.data.contiguous(memory_format=formats[t.dim()])
+        if t.dim() in CHANNELS_LAST:
+            t.data = t.data.contiguous(memory_format=CHANNELS_LAST[t.dim()] if memory_format == "channels_last" else torch.contiguous_format)
     return module
 
 
@@ -95,7 +100,7 @@ class Recipe:
             instructions (:func:`bf16_native`), slower elsewhere; no recipe uses it by default,
             ``make speed`` measures it). Evaluation and inference stay in float32.
         memory_format: ``"contiguous"``, or ``"channels_last"``: the convolution kernels are put in
-            the channels-last layout when the recipe is built (:func:`to_channels_last`), for the
+            the channels-last layout when the recipe is built (:func:`to_memory_format`), for the
             recipes that ``make speed`` measured faster so (the run's numbers differ by rounding
             from the default layout's; recorded in the record, so a checkpoint of the other layout
             is not resumed).
@@ -129,7 +134,7 @@ class Recipe:
             raise ValueError(f"Recipe {self.name!r}: expected memory_format one of {MEMORY_FORMATS}, got {self.memory_format!r}")
         if self.memory_format == "channels_last":
             for m in self.modules.values():
-                to_channels_last(m)
+                to_memory_format(m, "channels_last")
 
     @property
     def model(self) -> nn.Module:
