@@ -11,6 +11,8 @@ second, and the recipe takes twice the steps (chosen on the earlier, single-cont
 data set's held-out slices: 1200 band steps gave SSIM 0.908 / 0.813 at 4x / 8x against 0.835 / 0.702
 for 600 whole-image steps; chapter 3's results file records what the recipe gives today). Loss: the
 paper's ``1 - SSIM`` (``l1_weight`` adds an L1 term). Adam, a one-cycle learning rate by the step.
+The model evaluated is a weight average (EMA, decay :data:`EMA`, override ``ema``; 0: the last
+weights), as for the course's other networks.
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ from ...data.make import ensure_dataset
 from ...masks import MaskFunc
 from ...metrics import ssim
 from ...models.varnet import VarNet, VarNetConfig, varnet_step
+from ..averaging import WeightAverage
 from ..schedules import OneCycleSchedule
-from .base import Recipe, apply_overrides, define
+from .base import Recipe, apply_overrides, define, pop_float
 
 #: the evaluation settings: acceleration and centre fraction (fastMRI's brain masks)
 ACCELERATIONS = {"4x": (4, 0.08), "8x": (8, 0.04)}
+
+#: the decay of the model's weight average (with its warm-up, about the last tenth of a short run;
+#: at most the last 1000 steps of a long one)
+EMA = 0.999
 
 
 def test_sets(root, kind: str = "equispaced") -> dict[str, FastMRISlices]:
@@ -59,6 +66,7 @@ def evaluate(modules, val_sets: dict) -> dict[str, float]:
 
 @define("varnet")
 def build(profile, data, overrides, seed) -> Recipe:
+    ema = pop_float(overrides, "ema", EMA, "varnet", 0.0, 0.9999)
     cfg = apply_overrides(VarNetConfig.for_profile(profile), overrides)
     root = data if data is not None else ensure_dataset("fastmri", profile.name)
     masks = MaskFunc("equispaced", center_fractions=(0.08, 0.04), accelerations=(4, 8))
@@ -82,8 +90,9 @@ def build(profile, data, overrides, seed) -> Recipe:
         steps=steps,
         seed=seed,
         profile=profile,
-        settings={"lr": lr, "l1_weight": l1_weight, "schedule": "one-cycle", "masks": "equispaced 4x/0.08, 8x/0.04", "band": band},
+        settings={"lr": lr, "l1_weight": l1_weight, "schedule": "one-cycle", "masks": "equispaced 4x/0.08, 8x/0.04", "band": band, "ema": ema},
         val_set=test_sets(root),
         evaluate=evaluate,
         log_every=profile.pick(smoke=2, cpu=20, gpu=100),
+        averages={"model": WeightAverage(model, ema)} if ema > 0 else {},
     )
