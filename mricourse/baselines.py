@@ -11,7 +11,8 @@ All functions take torch tensors in the course's layout and return torch tensors
 solves the SENSE least-squares problem by conjugate gradients, ``compressed_sensing`` adds an
 L1-wavelet or total-variation penalty; ``kt_compressed_sensing`` is compressed sensing for dynamic
 (cine) data, (B, T, H, W) with a mask per frame (B|1, T, 1, W), whose penalty uses time. The solvers are sigpy's (``sigpy.mri.app.SenseRecon``,
-``L1WaveletRecon``, ``TotalVariationRecon``), which run one slice at a time on NumPy arrays. The
+``L1WaveletRecon``, ``TotalVariationRecon``), which run one slice at a time on NumPy arrays; k-t
+compressed sensing's total-variation ADMM takes sigpy's steps in torch, every sequence at once. The
 ESPIRiT calibration follows ``sigpy.mri.app.EspiritCalib`` but takes a *rectangular* calibration
 region, because a fastMRI mask keeps only a few central columns (5 of 128 at 8x): the full
 height of those columns calibrates far better than the small square sigpy would crop.
@@ -257,6 +258,87 @@ def intensity_mapping(t1: torch.Tensor, reference: torch.Tensor, threshold: floa
     return out
 
 
+def _kt_tv_admm(y: torch.Tensor, m: torch.Tensor, lamda: float, spatial: float, max_iter: int,
+                rho: float = 1.0, cg_iter: int = 5) -> torch.Tensor:
+    """ADMM for ``argmin_x 1/2 ||M F x - y||^2 + lamda ||G x||_1`` with ``G`` the circular finite
+    differences along time and ``spatial`` times those along rows and columns, for every sequence
+    of the batch at once (y: (B, T, H, W) complex, already scaled; m: real weights of that shape).
+
+    The steps of sigpy's ``LinearLeastSquares(..., solver="ADMM")``: from ``x = v = u = 0``, each
+    iteration ``cg_iter`` conjugate-gradient steps on ``(A^H A + rho G^H G) x = A^H y + rho G^H (v - u)``
+    warm-started at ``x``, then ``v = soft(G x + u, lamda / rho)`` and ``u += G x - v``. Circular
+    differences and soft thresholding commute with circular shifts, so the iterations run on the
+    image with its centre shifted to the corner (``ifftshift``), where ``F`` is a plain FFT, the
+    spatial part of ``G^H G`` a multiplication in k-space (by ``2 - 2 cos(2 pi k / n)`` per axis), and
+    the conjugate gradients run on ``F x`` (``F`` is unitary: the same iterates), without an FFT.
+    Complex arrays are held as real ones with a last axis of 2 (``torch.view_as_real``).
+    """
+    dims, real = (-2, -1), torch.float32
+    (h, w), n = y.shape[-2:], len(y)
+    kernel = torch.zeros((), dtype=real, device=y.device)  # the spatial differences' G^H G in k-space
+    if spatial > 0:
+        ky = 2 - 2 * torch.cos(2 * math.pi * torch.arange(h, device=y.device, dtype=torch.float64) / h)
+        kx = 2 - 2 * torch.cos(2 * math.pi * torch.arange(w, device=y.device, dtype=torch.float64) / w)
+        kernel = (spatial**2 * (ky[:, None] + kx[None, :])).to(real)
+    # F (A^H A + rho G^H G) F^H = A^H A's k-space weights, plus rho times the spatial kernel and the
+    # time differences (which commute with each frame's 2D FFT): diagonal + 2 rho, minus rho times the neighbours in time
+    shape = (*y.shape, 2)
+    diagonal = (torch.fft.ifftshift(m * m, dim=dims) + rho * kernel + 2 * rho)[..., None].expand(shape).contiguous()
+    wts = (1.0,) + ((spatial, spatial) if spatial > 0 else ())
+
+    def fft(x):  # real view (B, T, H, W, 2) -> real view of its 2D FFT, and back
+        return torch.view_as_real(torch.fft.fft2(torch.view_as_complex(x), norm="ortho"))
+
+    def ifft(x):
+        return torch.view_as_real(torch.fft.ifft2(torch.view_as_complex(x), norm="ortho"))
+
+    def grad(x):  # G x: the differences x - x shifted by one, along time (and rows and columns)
+        return [wt * (x - x.roll(1, axis)) for wt, axis in zip(wts, (1, 2, 3))]
+
+    def grad_adjoint(v):  # G^H v
+        return sum(wt * (d - d.roll(-1, axis)) for wt, d, axis in zip(wts, v, (1, 2, 3)))
+
+    def normal(z):
+        out = torch.empty_like(z)  # the neighbours in time, circularly
+        torch.add(z[:, :-2], z[:, 2:], out=out[:, 1:-1])
+        torch.add(z[:, -1], z[:, 1], out=out[:, 0])
+        torch.add(z[:, -2], z[:, 0], out=out[:, -1])
+        return out.mul_(-rho).addcmul_(diagonal, z)
+
+    def dot(a, b):  # the real part of <a, b> per sequence, (B, 1, 1, 1, 1)
+        return torch.linalg.vecdot(a.reshape(n, -1), b.reshape(n, -1)).reshape(n, 1, 1, 1, 1)
+
+    ahy = torch.view_as_real(torch.fft.ifftshift(m * y, dim=dims)).contiguous()  # F A^H y
+    xk = torch.zeros_like(ahy)
+    v = grad(ifft(xk))
+    u = [torch.zeros_like(d) for d in v]
+    tiny = torch.finfo(real).tiny
+    for _ in range(max_iter):
+        # x: conjugate gradients, each sequence its own step sizes (a sequence whose residual is 0 stays put)
+        r = ahy - normal(xk)
+        r.add_(fft(grad_adjoint([a - b for a, b in zip(v, u)])), alpha=rho)
+        p = r.clone()
+        rz = dot(r, r)
+        for it in range(cg_iter):
+            ap = normal(p)
+            pap = dot(p, ap)
+            alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0.0)
+            xk.addcmul_(alpha, p)
+            if it < cg_iter - 1:
+                r.addcmul_(alpha, ap, value=-1)
+                rz_new = dot(r, r)
+                p = torch.addcmul(r, torch.where(rz > 0, rz_new / rz.clamp_min(tiny), 0.0), p)
+                rz = rz_new
+        for i, (g, ui) in enumerate(zip(grad(ifft(xk)), u)):
+            z = g.add_(ui)  # G x + u
+            re, im = z[..., 0], z[..., 1]
+            magnitude = torch.addcmul(re * re, im, im).sqrt_()[..., None]
+            # the L1 norm's proximal step, soft thresholding: (|z| - lamda / rho)_+ z / |z|
+            v[i] = z * (torch.relu(magnitude - lamda / rho) / magnitude.clamp_min(tiny))
+            u[i] = z.sub_(v[i])  # u + G x - v
+    return torch.fft.fftshift(torch.view_as_complex(ifft(xk)), dim=dims)
+
+
 def kt_compressed_sensing(
     masked_kspace: torch.Tensor,
     mask: torch.Tensor,
@@ -269,9 +351,11 @@ def kt_compressed_sensing(
 
     ``reg="tv"``: ``R(x) = ||D_t x||_1 + spatial ||D_xy x||_1``, total variation along time (circular:
     a cine covers one periodic heart beat) plus ``spatial`` times spatial total variation, solved
-    by ADMM (sigpy's ``LinearLeastSquares``). ``reg="xf"``: ``R(x) = ||F_t x||_1``, sparsity in
-    x-f space (the temporal Fourier transform, as k-t SPARSE), by accelerated proximal gradient.
-    ``lamda`` is relative to data scaled so that ``max |A^H y| = 1``.
+    by ADMM (the steps of sigpy's ``LinearLeastSquares``: rho 1, 5 conjugate-gradient steps per
+    iteration), in torch, every sequence at once on the data's device. ``reg="xf"``:
+    ``R(x) = ||F_t x||_1``, sparsity in x-f space (the temporal Fourier transform, as k-t SPARSE),
+    by sigpy's accelerated proximal gradient, one sequence at a time. ``lamda`` is relative to
+    data scaled so that ``max |A^H y| = 1`` (per sequence).
 
     Args:
         masked_kspace: (B, T, H, W) complex, T frames.
@@ -281,9 +365,6 @@ def kt_compressed_sensing(
     Returns:
         (B, T, H, W) complex64.
     """
-    _sigpy_mri()  # a clear message if sigpy is missing
-    import sigpy as sp
-
     if not isinstance(masked_kspace, torch.Tensor) or not masked_kspace.is_complex() or masked_kspace.ndim != 4:
         got = (
             f"{masked_kspace.dtype} {tuple(masked_kspace.shape)}"
@@ -299,28 +380,23 @@ def kt_compressed_sensing(
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not broadcast against k-space {tuple(masked_kspace.shape)}"
         ) from None
+    if reg == "tv":
+        with torch.no_grad():
+            y = masked_kspace.detach().to(torch.complex64)
+            m = weights.to(y.device)
+            scale = ifft2c(m * y).abs().amax(dim=(1, 2, 3), keepdim=True)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            return _kt_tv_admm(y / scale, m, lamda, spatial, max_iter) * scale
+    _sigpy_mri()  # a clear message if sigpy is missing
+    import sigpy as sp
+
     out = []
     for y, m in zip(masked_kspace.detach().cpu().to(torch.complex64).numpy(), weights.cpu().numpy()):
         shape = y.shape  # (T, H, W)
         A = sp.linop.Multiply(shape, m) * sp.linop.FFT(shape, axes=(-2, -1))  # centred, orthonormal: mc.fft2c
         scale = float(np.abs(A.H(y)).max()) or 1.0
-        if reg == "tv":
-            G = sp.linop.FiniteDifference(shape, axes=(0,))
-            if spatial > 0:
-                G = sp.linop.Vstack([G, spatial * sp.linop.FiniteDifference(shape, axes=(1, 2))], axis=0)
-            app = sp.app.LinearLeastSquares(
-                A,
-                y / scale,
-                proxg=sp.prox.L1Reg(G.oshape, lamda),
-                G=G,
-                solver="ADMM",
-                max_iter=max_iter,
-                max_cg_iter=5,
-                show_pbar=False,
-            )
-        else:
-            xf = sp.prox.UnitaryTransform(sp.prox.L1Reg(shape, lamda), sp.linop.FFT(shape, axes=(0,)))
-            app = sp.app.LinearLeastSquares(A, y / scale, proxg=xf, max_iter=max_iter, show_pbar=False)
+        xf = sp.prox.UnitaryTransform(sp.prox.L1Reg(shape, lamda), sp.linop.FFT(shape, axes=(0,)))
+        app = sp.app.LinearLeastSquares(A, y / scale, proxg=xf, max_iter=max_iter, show_pbar=False)
         out.append(torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)) * scale)
     return torch.stack(out).to(masked_kspace.device)
 

@@ -47,3 +47,42 @@ def test_kt_cs_rejects_bad_input(cine):
         mc.kt_compressed_sensing(k0, mask, reg="wavelet")
     with pytest.raises(ValueError):
         mc.kt_compressed_sensing(k0, torch.ones(1, 3, 1, 32))
+
+
+def _sigpy_kt_tv(k0, mask, lamda, spatial, max_iter):
+    """The same problem solved by sigpy's own ADMM (LinearLeastSquares), one sequence at a time."""
+    import numpy as np
+    import sigpy as sp
+
+    out = []
+    weights = torch.broadcast_to(mask.float(), k0.shape)
+    for y, m in zip(k0.numpy(), weights.numpy()):
+        A = sp.linop.Multiply(y.shape, m) * sp.linop.FFT(y.shape, axes=(-2, -1))
+        scale = float(np.abs(A.H(y)).max())
+        G = sp.linop.FiniteDifference(y.shape, axes=(0,))
+        if spatial > 0:
+            G = sp.linop.Vstack([G, spatial * sp.linop.FiniteDifference(y.shape, axes=(1, 2))], axis=0)
+        app = sp.app.LinearLeastSquares(A, y / scale, proxg=sp.prox.L1Reg(G.oshape, lamda), G=G, solver="ADMM",
+                                        max_iter=max_iter, max_cg_iter=5, show_pbar=False)
+        out.append(torch.from_numpy(np.asarray(app.run(), dtype=np.complex64)) * scale)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(("lamda", "spatial"), [(0.01, 0.1), (0.001, 0.0), (0.1, 0.3)])
+def test_kt_cs_tv_takes_sigpys_admm_steps(lamda, spatial):
+    # the torch ADMM (all sequences at once, in k-space) against sigpy's, on two sequences of odd size
+    x = mc.data.cine_sequences(2, size=31, frames=7, seed=5, fov=0.6)["images"]
+    mask = torch.stack([mc.kt_mask(7, 31, 4, center_lines=4, seed=s) for s in (2, 3)]).squeeze(1)
+    k0 = mask * mc.fft2c(x)
+    ours = mc.kt_compressed_sensing(k0, mask, lamda=lamda, spatial=spatial, max_iter=12)
+    ref = _sigpy_kt_tv(k0, mask, lamda, spatial, max_iter=12)
+    assert (ours - ref).abs().max() < 1e-4 * ref.abs().max()
+    assert not torch.allclose(ours, mc.ifft2c(k0), atol=1e-3)  # it did something
+
+
+def test_kt_cs_tv_leaves_an_empty_sequence_empty(cine):
+    x, mask, k0 = cine
+    k = torch.cat([k0, torch.zeros_like(k0)])
+    out = mc.kt_compressed_sensing(k, mask)
+    assert torch.isfinite(out).all() and out[1].abs().max() == 0
+    assert torch.allclose(out[:1], mc.kt_compressed_sensing(k0, mask), atol=1e-6)
