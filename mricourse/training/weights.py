@@ -42,7 +42,7 @@ __all__ = ["LONG", "FP16_TOLERANCE", "train_long", "export", "smoke_check", "sta
 #: task -> the long run: its steps (the cpu recipe's, stretched: the schedules follow) and how
 #: often the learning curve is measured. Each at most about 40 minutes on two idle cores.
 LONG: dict[str, dict] = {
-    "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve
+    "varnet": {"steps": 12000, "every": 1000},  # cpu recipe: 1200 band steps; 5.8 steps/s on 2 idle cores (make speed), 40.0 min with its curve; the run with the weight average 57.9 min on an AVX-512 Xeon with 2 MB of L2 (its first 20 minutes shared with other work)
     "vox2vox": {"steps": 14000, "every": 1000},  # cpu recipe: 1200 steps, a constant rate; 7.3 steps/s on 2 idle cores (make speed), its run 32.2 min; at 10000 steps (an earlier run) its validation Dice was still rising
     "unet3d_brats": {"steps": 14000, "every": 1000},  # the Vox2Vox generator without its critic, trained as long; 18.6 steps/s, its run 14.3 min
     "cyclegan": {"steps": 2000, "every": 250},  # cpu recipe: 1000 steps; its run trained 23 min, checkpoints included (1.45 steps/s), chapter 5 trains at 5.7 steps/s on 2 idle cores
