@@ -85,3 +85,20 @@ def test_brats_regions_on_a_constructed_case():
     assert s["dice_WT"] == 1.0 and s["dice_TC"] == 1.0  # both regions contain labels 1 and 4
     assert s["dice_ET"] == 0.0  # ET: prediction has 8 voxels, truth none
     assert mc.brats_scores(gt, gt)["dice_ET"] == 1.0  # empty vs empty
+
+
+def test_hd95_is_that_of_the_whole_image_away_from_its_borders():
+    # two blobs in a corner of a large volume, touching its border: the distances are those a
+    # brute-force search over every pair of surface voxels finds
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    a = np.zeros((40, 36, 30), bool)
+    b = np.zeros_like(a)
+    a[:9, 2:12, 5:14] = rng.random((9, 10, 9)) > 0.3
+    b[1:11, 4:13, 3:12] = rng.random((10, 9, 9)) > 0.4
+    spacing = (1.0, 1.5, 2.0)
+    sa, sb = (np.argwhere(m & ~ndimage.binary_erosion(m)) * spacing for m in (a, b))
+    d = np.sqrt(((sa[:, None] - sb[None]) ** 2).sum(-1))
+    expected = max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95))
+    assert mc.metrics.hd95(a, b, spacing=spacing) == pytest.approx(expected)
