@@ -113,6 +113,20 @@ def test_varnet_is_finite_on_all_zero_kspace():
     assert torch.isfinite(net(k, mask)).all()
 
 
+def test_varnet_keeps_a_weight_average_unless_told_not_to(tiny_data):
+    from mricourse.training.recipes.varnet import EMA
+
+    r = recipe("varnet", "smoke", data=tiny_data["fastmri"], seed=0)
+    assert set(r.averages) == {"model"} and r.averages["model"].decay == EMA and r.record()["settings"]["ema"] == EMA
+    r.fit(progress=False)
+    averaged = r.weights_hash()
+    r.use_averages(False)
+    assert r.weights_hash() != averaged  # the last weights differ from their average
+    assert recipe("varnet", "smoke", data=tiny_data["fastmri"], overrides={"ema": "0"}).averages == {}
+    with pytest.raises(ValueError, match="ema"):
+        recipe("varnet", "smoke", data=tiny_data["fastmri"], overrides={"ema": "1.5"})
+
+
 def test_masks_come_from_seeded_streams():
     """No mask is drawn from the operating system's entropy: two functions built alike draw alike."""
     a, b = mc.MaskFunc("random", (0.08,), (4,)), mc.MaskFunc("random", (0.08,), (4,))
