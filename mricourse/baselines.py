@@ -10,7 +10,7 @@ All functions take torch tensors in the course's layout and return torch tensors
 ``espirit_maps`` estimates coil maps from the fully sampled centre of k-space, ``cg_sense``
 solves the SENSE least-squares problem by conjugate gradients, ``compressed_sensing`` adds an
 L1-wavelet or total-variation penalty; ``kt_compressed_sensing`` is compressed sensing for dynamic
-(cine) data, (B, T, H, W) with a mask per frame (B|1, T, 1, W), whose penalty uses time. The solvers are sigpy's (``sigpy.mri.app.SenseRecon``,
+(cine) data, (B, T, H, W) with a mask per frame (B|1, T, 1|H, W), whose penalty uses time. The solvers are sigpy's (``sigpy.mri.app.SenseRecon``,
 ``L1WaveletRecon``, ``TotalVariationRecon``), which run one slice at a time on NumPy arrays; k-t
 compressed sensing's total-variation ADMM takes sigpy's steps in torch, every sequence at once. The
 ESPIRiT calibration follows ``sigpy.mri.app.EspiritCalib`` but takes a *rectangular* calibration
@@ -275,11 +275,12 @@ def _kt_tv_admm(y: torch.Tensor, m: torch.Tensor, lamda: float, spatial: float, 
     """
     dims, real = (-2, -1), torch.float32
     (h, w), n = y.shape[-2:], len(y)
-    kernel = torch.zeros((), dtype=real, device=y.device)  # the spatial differences' G^H G in k-space
-    if spatial > 0:
-        ky = 2 - 2 * torch.cos(2 * math.pi * torch.arange(h, device=y.device, dtype=torch.float64) / h)
-        kx = 2 - 2 * torch.cos(2 * math.pi * torch.arange(w, device=y.device, dtype=torch.float64) / w)
-        kernel = (spatial**2 * (ky[:, None] + kx[None, :])).to(real)
+    kernel = torch.zeros((), dtype=real)  # the spatial differences' G^H G in k-space
+    if spatial > 0:  # in float64 on the CPU (some devices have no float64), then float32 on y's device
+        ky = 2 - 2 * torch.cos(2 * math.pi * torch.arange(h, dtype=torch.float64) / h)
+        kx = 2 - 2 * torch.cos(2 * math.pi * torch.arange(w, dtype=torch.float64) / w)
+        kernel = spatial**2 * (ky[:, None] + kx[None, :])
+    kernel = kernel.to(device=y.device, dtype=real)
     # F (A^H A + rho G^H G) F^H = A^H A's k-space weights, plus rho times the spatial kernel and the
     # time differences (which commute with each frame's 2D FFT): diagonal + 2 rho, minus rho times the neighbours in time
     shape = (*y.shape, 2)
@@ -299,10 +300,13 @@ def _kt_tv_admm(y: torch.Tensor, m: torch.Tensor, lamda: float, spatial: float, 
         return sum(wt * (d - d.roll(-1, axis)) for wt, d, axis in zip(wts, v, (1, 2, 3)))
 
     def normal(z):
-        out = torch.empty_like(z)  # the neighbours in time, circularly
-        torch.add(z[:, :-2], z[:, 2:], out=out[:, 1:-1])
-        torch.add(z[:, -1], z[:, 1], out=out[:, 0])
-        torch.add(z[:, -2], z[:, 0], out=out[:, -1])
+        if z.shape[1] < 3:  # one or two frames: each frame's neighbours in time, as rolls
+            out = z.roll(1, 1) + z.roll(-1, 1)
+        else:  # the same sums in one pass
+            out = torch.empty_like(z)
+            torch.add(z[:, :-2], z[:, 2:], out=out[:, 1:-1])
+            torch.add(z[:, -1], z[:, 1], out=out[:, 0])
+            torch.add(z[:, -2], z[:, 0], out=out[:, -1])
         return out.mul_(-rho).addcmul_(diagonal, z)
 
     def dot(a, b):  # the real part of <a, b> per sequence, (B, 1, 1, 1, 1)
@@ -322,6 +326,7 @@ def _kt_tv_admm(y: torch.Tensor, m: torch.Tensor, lamda: float, spatial: float, 
         for it in range(cg_iter):
             ap = normal(p)
             pap = dot(p, ap)
+            # p^H A p <= 0 only when p = 0 (A is positive definite): where sigpy's CG stops, the step is 0
             alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0.0)
             xk.addcmul_(alpha, p)
             if it < cg_iter - 1:

@@ -68,11 +68,20 @@ def _sigpy_kt_tv(k0, mask, lamda, spatial, max_iter):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize(("lamda", "spatial"), [(0.01, 0.1), (0.001, 0.0), (0.1, 0.3)])
-def test_kt_cs_tv_takes_sigpys_admm_steps(lamda, spatial):
-    # the torch ADMM (all sequences at once, in k-space) against sigpy's, on two sequences of odd size
-    x = mc.data.cine_sequences(2, size=31, frames=7, seed=5, fov=0.6)["images"]
-    mask = torch.stack([mc.kt_mask(7, 31, 4, center_lines=4, seed=s) for s in (2, 3)]).squeeze(1)
+@pytest.mark.parametrize(
+    ("lamda", "spatial", "frames", "weights"),
+    [(0.01, 0.1, 7, "lines"), (0.001, 0.0, 7, "lines"), (0.1, 0.3, 7, "lines"), (0.01, 0.1, 6, "graded"), (0.01, 0.1, 2, "lines"), (0.01, 0.1, 1, "lines")],
+)
+def test_kt_cs_tv_takes_sigpys_admm_steps(lamda, spatial, frames, weights):
+    # the torch ADMM (all sequences at once, in k-space) against sigpy's, on two sequences of odd size;
+    # "graded": one (1, T, H, W) mask of weights 0, 0.5 and 1 for both (A^H A weighs by its square)
+    x = mc.data.cine_sequences(2, size=31, frames=frames, seed=5, fov=0.6)["images"]
+    if weights == "graded":
+        g = torch.Generator().manual_seed(7)
+        mask = torch.randint(0, 3, (1, frames, 31, 31), generator=g).float() / 2
+        mask[..., 13:18, 13:18] = 1
+    else:
+        mask = torch.stack([mc.kt_mask(frames, 31, 4, center_lines=4, seed=s) for s in (2, 3)]).squeeze(1)
     k0 = mask * mc.fft2c(x)
     ours = mc.kt_compressed_sensing(k0, mask, lamda=lamda, spatial=spatial, max_iter=12)
     ref = _sigpy_kt_tv(k0, mask, lamda, spatial, max_iter=12)

@@ -87,7 +87,7 @@ def test_brats_regions_on_a_constructed_case():
     assert mc.brats_scores(gt, gt)["dice_ET"] == 1.0  # empty vs empty
 
 
-def test_hd95_is_that_of_the_whole_image_away_from_its_borders():
+def test_hd95_equals_a_brute_force_search_over_surface_pairs():
     # two blobs in a corner of a large volume, touching its border: the distances are those a
     # brute-force search over every pair of surface voxels finds
     from scipy import ndimage
