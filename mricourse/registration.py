@@ -339,12 +339,13 @@ def elastix_register(fixed, moving, cfg: ElastixConfig | None = None) -> Iterati
     for p in elastix_parameter_maps(cfg):
         params.AddParameterMap(p)
     warped, found = itk.elastix_registration_method(fi, mi, parameter_object=params, log_to_console=False)
-    flow = _itk_flow(itk.transformix_deformation_field(mi, found))
-    result = IterativeResult(flow=flow, transform=found, seconds={"bspline": time.perf_counter() - t0})
-    result.warped = torch.from_numpy(np.array(itk.array_from_image(warped), dtype=np.float32))
-    affine = itk.ParameterObject.New()
-    affine.AddParameterMap(found.GetParameterMap(0))
-    result.flows = {"affine": _itk_flow(itk.transformix_deformation_field(mi, affine)), "bspline": flow}
+    with tempfile.TemporaryDirectory() as out:  # transformix writes its field to a file too: not into the working folder
+        flow = _itk_flow(itk.transformix_deformation_field(mi, found, output_directory=out))
+        result = IterativeResult(flow=flow, transform=found, seconds={"bspline": time.perf_counter() - t0})
+        result.warped = torch.from_numpy(np.array(itk.array_from_image(warped), dtype=np.float32))
+        affine = itk.ParameterObject.New()
+        affine.AddParameterMap(found.GetParameterMap(0))
+        result.flows = {"affine": _itk_flow(itk.transformix_deformation_field(mi, affine, output_directory=out)), "bspline": flow}
     return result
 
 

@@ -199,6 +199,16 @@ def test_tools_in_3d(name):
     np.testing.assert_allclose(ours[3:-3, 3:-3, 3:-3].numpy(), res.warped[3:-3, 3:-3, 3:-3].numpy(), atol=1e-4)
 
 
+def test_elastix_leaves_no_file_in_the_working_folder(tmp_path, monkeypatch):
+    # transformix writes its deformation field to a file as well as returning it: into a temporary folder
+    monkeypatch.chdir(tmp_path)
+    fixed = torch.zeros(24, 24)
+    fixed[6:18, 8:16] = 1
+    res = mc.elastix_register(fixed, torch.roll(fixed, 1, 0), mc.ElastixConfig(affine_iterations=4, bspline_iterations=4))
+    assert res.flow.shape == (2, 24, 24) and set(res.flows) == {"affine", "bspline"}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_elastix_parameter_maps():
     affine, bspline = mc.elastix_parameter_maps(mc.ElastixConfig(grid_spacing=12, metric="ncc", resolutions=2))
     assert affine["Transform"] == ["AffineTransform"] and bspline["Transform"] == ["BSplineTransform"]
