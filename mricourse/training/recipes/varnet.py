@@ -12,7 +12,8 @@ data set's held-out slices: 1200 band steps gave SSIM 0.908 / 0.813 at 4x / 8x a
 for 600 whole-image steps; chapter 3's results file records what the recipe gives today). Loss: the
 paper's ``1 - SSIM`` (``l1_weight`` adds an L1 term). Adam, a one-cycle learning rate by the step.
 The model evaluated is a weight average (EMA, decay :data:`EMA`, override ``ema``; 0: the last
-weights), as for the course's other networks.
+weights), as the DCGAN and CycleGAN recipes keep one (Vox2Vox's is off, as measured there; the other
+recipes have none yet).
 """
 
 from __future__ import annotations
